@@ -1,0 +1,106 @@
+"""``bot4``: the command line of the platform.
+
+Exit codes: 0 success; 1 the operation failed (the message says what to do); 2 bad
+arguments or configuration; 3 ``stack status`` found something unhealthy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+
+from pydantic import ValidationError
+
+from bot4 import console
+from bot4.logs import configure_logging, operation
+from bot4.settings import Settings
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_UNHEALTHY = 3
+
+Handler = Callable[[argparse.Namespace, Settings], int]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bot4",
+        description="Operations platform for an automated crypto trading desk.",
+        epilog="Settings come from BOT4_* environment variables (see README).",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    stack = commands.add_parser("stack", help="start, stop and inspect the local servers")
+    stack_commands = stack.add_subparsers(dest="stack_command", required=True, metavar="ACTION")
+    for name, text in (
+        ("up", "start every server (reusing running ones) and migrate the schema"),
+        ("down", "stop every server this state folder started"),
+        ("status", "show each server's URL, pid and health (exit 3 if any is unhealthy)"),
+    ):
+        sub = stack_commands.add_parser(name, help=text, description=text)
+        sub.add_argument("--json", action="store_true", help="print a JSON document")
+
+    db = commands.add_parser("db", help="database operations")
+    db_commands = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
+    migrate = db_commands.add_parser("migrate", help="apply pending schema migrations")
+    migrate.add_argument("--json", action="store_true", help="print a JSON document")
+
+    demo = commands.add_parser(
+        "demo", help="bring the stack up, run a round trip through every server, bring it down"
+    )
+    demo.add_argument("--json", action="store_true", help="print the results as JSON")
+    demo.add_argument(
+        "--keep-running", action="store_true", help="leave the stack up at the end"
+    )
+    return parser
+
+
+def _handler(args: argparse.Namespace) -> Handler:
+    from bot4.commands import db_migrate, demo, stack_down, stack_status, stack_up
+
+    if args.command == "stack":
+        return {"up": stack_up, "down": stack_down, "status": stack_status}[args.stack_command]
+    if args.command == "db":
+        return db_migrate
+    return demo
+
+
+def _settings_error(error: ValidationError) -> str:
+    lines = ["invalid configuration:"]
+    for problem in error.errors():
+        path = "__".join(str(part) for part in problem["loc"]).upper()
+        lines.append(f"  BOT4_{path}: {problem['msg']} (got {problem.get('input')!r})")
+    lines.append("Fix these environment variables (see README, 'Configuration').")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command and return its exit code."""
+    args = _parser().parse_args(argv)
+    try:
+        settings = Settings()
+    except ValidationError as e:
+        console.error(_settings_error(e))
+        return EXIT_USAGE
+    configure_logging(log_dir=settings.home / "log", level=logging.INFO)
+    handler = _handler(args)
+    with operation(f"cli.{args.command}", argv=list(argv if argv is not None else sys.argv[1:])):
+        code = handler(args, settings)
+    return code
+
+
+def entry() -> None:
+    """Console-script entry: run, flush, and leave without interpreter teardown.
+
+    Temporal's SDK can abort during interpreter teardown in short-lived processes
+    (sdk-python #300), so commands end with os._exit after flushing.
+    """
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    logging.shutdown()
+    os._exit(code)

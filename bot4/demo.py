@@ -1,0 +1,93 @@
+"""``bot4 demo``: the stack up, one round trip through every server, the stack down.
+
+If the stack was already running when the demo started, it is left running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from bot4 import console
+from bot4.commands import print_status
+from bot4.settings import Settings
+from infra.stack.errors import StackError
+from infra.stack.launcher import Stack
+from infra.stack.roundtrip import (
+    RoundTrip,
+    object_store_round_trip,
+    postgres_round_trip,
+    prefect_round_trip,
+    temporal_round_trip,
+)
+
+
+async def run_round_trips(settings: Settings, progress: console.ConsoleProgress) -> list[RoundTrip]:
+    """Run every component's round trip, one after the other, reporting progress."""
+    results = []
+    checks = [
+        ("postgres", lambda: postgres_round_trip(settings.db)),
+        ("s3", lambda: asyncio.to_thread(object_store_round_trip, settings.storage)),
+        ("temporal", lambda: temporal_round_trip(settings.temporal)),
+        ("prefect", lambda: prefect_round_trip(settings.prefect)),
+    ]
+    for name, check in checks:
+        progress.begin(name, "round trip")
+        started = time.perf_counter()
+        try:
+            result = await check()
+        except Exception as e:  # noqa: BLE001 - a failed check is a result, shown to the operator
+            result = RoundTrip(
+                component=name,
+                ok=False,
+                detail=f"{e.__class__.__name__}: {e}",
+                seconds=time.perf_counter() - started,
+            )
+        progress.done(name, "ok" if result.ok else "FAILED")
+        results.append(result)
+    return results
+
+
+def run_demo(settings: Settings, *, as_json: bool, keep_running: bool) -> int:
+    """Run the demo and return the exit code."""
+    stack = Stack(settings)
+    progress = console.ConsoleProgress()
+    was_running = stack.status().running
+    console.say(f"bot4 demo (BOT4_HOME={settings.home})")
+    console.say("1/3 bringing the stack up" + (" (reusing what runs)" if was_running else ""))
+    results: list[RoundTrip] = []
+    try:
+        stack.up(progress)
+        status = stack.status()
+        if not as_json:
+            print_status(status)
+        console.say("2/3 round trip through every component")
+        results = asyncio.run(run_round_trips(settings, progress))
+    except StackError as e:
+        console.error(str(e))
+        return 1
+    finally:
+        if keep_running or was_running:
+            console.say("3/3 leaving the stack running (`bot4 stack down` stops it)")
+        else:
+            console.say("3/3 bringing the stack down")
+            stack.down(progress)
+    ok = bool(results) and all(r.ok for r in results)
+    if as_json:
+        console.print_json(
+            {
+                "ok": ok,
+                "stack": status.as_json(),
+                "round_trips": [
+                    {"component": r.component, "ok": r.ok, "detail": r.detail, "seconds": r.seconds}
+                    for r in results
+                ],
+            }
+        )
+    else:
+        console.print_table(
+            ["component", "round trip", "seconds", "detail"],
+            [[r.component, "ok" if r.ok else "FAILED", f"{r.seconds:.2f}", r.detail] for r in results],
+        )
+        console.say("demo: every component answered" if ok else "demo: FAILED (see above)")
+    return 0 if ok else 1

@@ -1,0 +1,87 @@
+"""Structured logs: JSON lines to ``BOT4_HOME/log/bot4.log``, readable text on a terminal.
+
+Every operation binds a correlation id (:func:`operation`) that rides along in every log
+line written while it runs, so one operation can be followed across components.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+_SHARED_PROCESSORS: list[Any] = [
+    structlog.contextvars.merge_contextvars,
+    structlog.processors.add_log_level,
+    structlog.processors.TimeStamper(fmt="iso", utc=True),
+]
+
+
+def configure_logging(*, log_dir: Path | None, level: int = logging.INFO) -> None:
+    """Send structlog and stdlib logging to a JSON file and, on a terminal, to stderr.
+
+    Args:
+        log_dir: where ``bot4.log`` goes; None logs to stderr only.
+        level: the lowest level written.
+    """
+    handlers: list[logging.Handler] = []
+    if log_dir is not None:
+        log_dir.mkdir(parents=True, exist_ok=True)
+        file_handler = logging.FileHandler(log_dir / "bot4.log", encoding="utf-8")
+        file_handler.setFormatter(
+            structlog.stdlib.ProcessorFormatter(
+                processors=[
+                    structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                    structlog.processors.format_exc_info,
+                    structlog.processors.JSONRenderer(),
+                ],
+                foreign_pre_chain=_SHARED_PROCESSORS,
+            )
+        )
+        handlers.append(file_handler)
+    if sys.stderr.isatty() or log_dir is None:
+        console = logging.StreamHandler(sys.stderr)
+        renderer: Any = (
+            structlog.dev.ConsoleRenderer(colors=True)
+            if sys.stderr.isatty()
+            else structlog.processors.JSONRenderer()
+        )
+        console.setFormatter(
+            structlog.stdlib.ProcessorFormatter(
+                processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+                foreign_pre_chain=_SHARED_PROCESSORS,
+            )
+        )
+        # On a terminal, the CLI's own output is the interface: only warnings go there.
+        console.setLevel(logging.WARNING if log_dir is not None else level)
+        handlers.append(console)
+    root = logging.getLogger()
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    structlog.configure(
+        processors=[*_SHARED_PROCESSORS, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+
+
+def new_correlation_id() -> str:
+    """Return a fresh correlation id."""
+    return uuid.uuid4().hex
+
+
+@contextmanager
+def operation(name: str, *, correlation_id: str | None = None, **context: Any) -> Iterator[str]:
+    """Bind a correlation id (new unless given) and the operation's name to every log line."""
+    cid = correlation_id or new_correlation_id()
+    with structlog.contextvars.bound_contextvars(
+        correlation_id=cid, operation=name, **context
+    ):
+        yield cid

@@ -1,0 +1,186 @@
+"""The one settings root of bot4.
+
+Only entry points (the CLI, the servers' ``main``) build :class:`Settings`; they hand each
+component the group it needs. Every field reads from the environment with the prefix
+``BOT4_`` and ``__`` between group and field, e.g. ``BOT4_DB__PRIMARY_PORT=6433``.
+``BOT4_HOME`` moves the state folder (data, logs, pid files).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Final
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+LOOPBACK: Final = "127.0.0.1"
+
+# A PostgreSQL identifier we may quote into SQL without escaping.
+IDENTIFIER: Final = r"^[a-z_][a-z0-9_]{0,62}$"
+
+Port = Annotated[int, Field(ge=1, le=65535)]
+
+
+class _Group(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class DatabaseSettings(_Group):
+    """PostgreSQL: a primary and a synchronous streaming standby."""
+
+    host: str = Field(default=LOOPBACK, description="Address both local nodes listen on.")
+    primary_port: Port = Field(default=5433, description="Port of node A (primary at first).")
+    standby_port: Port = Field(default=5434, description="Port of node B (standby at first).")
+    database: str = Field(
+        default="bot4", pattern=IDENTIFIER, description="Database of bot4's journal."
+    )
+    user: str = Field(default="postgres", min_length=1, description="Database role to connect as.")
+    dsn: str | None = Field(
+        default=None,
+        description=(
+            "Full DSN of an external PostgreSQL; when set, the stack does not start its own."
+            " List primary and standby with target_session_attrs=read-write."
+        ),
+    )
+    os_user: str | None = Field(
+        default=None,
+        description=(
+            "Unprivileged OS user that runs the local servers when bot4 runs as root"
+            " (PostgreSQL refuses root). Default: 'postgres' if it exists, else 'nobody'."
+        ),
+    )
+    pool_max_size: int = Field(default=5, ge=1, le=100, description="Connections per pool.")
+
+    def local_dsn(self, *, database: str | None = None) -> str:
+        """Return a multi-host DSN that reaches whichever local node is primary."""
+        return (
+            f"postgresql://{self.user}@{self.host}:{self.primary_port},"
+            f"{self.host}:{self.standby_port}/{database or self.database}"
+            "?target_session_attrs=read-write"
+        )
+
+    def effective_dsn(self) -> str:
+        """Return the configured external DSN, or the local stack's."""
+        return self.dsn or self.local_dsn()
+
+
+class TemporalSettings(_Group):
+    """Temporal dev server (or a cluster, by address)."""
+
+    host: str = Field(default=LOOPBACK, description="Address the local dev server binds.")
+    port: Port = Field(default=7233, description="Frontend gRPC port of the local dev server.")
+    ui_port: Port = Field(default=8233, description="Web UI port of the local dev server.")
+    address: str | None = Field(
+        default=None, description="host:port of an external Temporal; the stack then starts none."
+    )
+    namespace: str = Field(default="default", min_length=1, description="Temporal namespace.")
+
+    def effective_address(self) -> str:
+        """Return where clients connect."""
+        return self.address or f"{self.host}:{self.port}"
+
+
+class PrefectSettings(_Group):
+    """Prefect server, its database in our PostgreSQL."""
+
+    host: str = Field(default=LOOPBACK, description="Address the local Prefect server binds.")
+    port: Port = Field(default=4200, description="Port of the local Prefect server (API + UI).")
+    database: str = Field(
+        default="prefect", pattern=IDENTIFIER, description="Prefect's own database."
+    )
+    api_url: str | None = Field(
+        default=None, description="External Prefect API URL; the stack then starts none."
+    )
+
+    def effective_api_url(self) -> str:
+        """Return the Prefect API URL clients use."""
+        return self.api_url or f"http://{self.host}:{self.port}/api"
+
+
+class StorageSettings(_Group):
+    """Object store for backups and reports: S3 API (moto locally) or file://."""
+
+    host: str = Field(default=LOOPBACK, description="Address the local S3 server binds.")
+    port: Port = Field(default=9000, description="Port of the local S3 API server (moto).")
+    endpoint_url: str | None = Field(
+        default=None, description="External S3 endpoint; unset with an s3:// URI means AWS."
+    )
+    backup_uri: str = Field(
+        default="s3://bot4-backups/backups",
+        description="Where backups go: s3://bucket/prefix or file:///path.",
+    )
+    region: str = Field(default="us-east-1", description="S3 region.")
+
+    @field_validator("backup_uri")
+    @classmethod
+    def _known_scheme(cls, value: str) -> str:
+        if not (value.startswith("s3://") or value.startswith("file://")):
+            raise ValueError("must start with s3:// or file://")
+        if value.startswith("s3://") and not value.removeprefix("s3://").split("/")[0]:
+            raise ValueError("s3:// URI needs a bucket name")
+        return value
+
+    def effective_endpoint_url(self) -> str:
+        """Return the S3 endpoint clients use."""
+        return self.endpoint_url or f"http://{self.host}:{self.port}"
+
+    def backup_bucket(self) -> str | None:
+        """Return the bucket of an s3:// backup URI, else None."""
+        if not self.backup_uri.startswith("s3://"):
+            return None
+        return self.backup_uri.removeprefix("s3://").split("/")[0]
+
+
+class ExchangeSettings(_Group):
+    """The venue: the local simulator by default."""
+
+    host: str = Field(default=LOOPBACK, description="Address the exchange simulator binds.")
+    port: Port = Field(default=8900, description="REST + websocket port of the simulator.")
+
+
+class EngineSettings(_Group):
+    """Engine control endpoints, one per color."""
+
+    host: str = Field(default=LOOPBACK, description="Address engine control servers bind.")
+    blue_control_port: Port = Field(default=9101, description="Control port of engine blue.")
+    green_control_port: Port = Field(default=9102, description="Control port of engine green.")
+
+
+class WorkerSettings(_Group):
+    """Temporal worker."""
+
+    metrics_port: Port = Field(default=9200, description="Prometheus port of the worker.")
+
+
+class ApiSettings(_Group):
+    """Control API."""
+
+    host: str = Field(default=LOOPBACK, description="Address the control API binds.")
+    port: Port = Field(default=8080, description="Port of the control API.")
+
+
+class Settings(BaseSettings):
+    """Root of all bot4 configuration."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="BOT4_",
+        env_nested_delimiter="__",
+        frozen=True,
+        extra="forbid",
+    )
+
+    home: Path = Field(default=Path("var"), description="State folder: data, logs, pid files.")
+    db: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    temporal: TemporalSettings = Field(default_factory=TemporalSettings)
+    prefect: PrefectSettings = Field(default_factory=PrefectSettings)
+    storage: StorageSettings = Field(default_factory=StorageSettings)
+    exchange: ExchangeSettings = Field(default_factory=ExchangeSettings)
+    engine: EngineSettings = Field(default_factory=EngineSettings)
+    worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
+
+    @field_validator("home")
+    @classmethod
+    def _absolute_home(cls, value: Path) -> Path:
+        return value.expanduser().absolute()

@@ -1,0 +1,1 @@
+"""Prefect flows: thin orchestration of logic that lives in engine/ and infra/."""

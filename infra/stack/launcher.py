@@ -1,0 +1,141 @@
+"""``bot4 stack up | down | status``: every server of the platform, on loopback.
+
+Order matters: PostgreSQL first (Prefect keeps its database there, migrations run there),
+then the object store and Temporal, then Prefect. ``down`` goes in reverse.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot4.settings import Settings
+from infra.stack.component import Component, ComponentStatus, Outcome, Progress, SilentProgress
+from infra.stack.managed import ManagedServer
+from infra.stack.object_store import ObjectStoreServer
+from infra.stack.paths import StackPaths
+from infra.stack.postgres import PostgresPair
+from infra.stack.prefect_server import PrefectServer
+from infra.stack.temporal_server import TemporalServer
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class StackStatus:
+    """What ``bot4 stack status`` reports."""
+
+    home: str
+    components: tuple[ComponentStatus, ...]
+
+    @property
+    def healthy(self) -> bool:
+        """Tell whether every component is healthy."""
+        return all(c.healthy for c in self.components)
+
+    @property
+    def running(self) -> bool:
+        """Tell whether any component of this stack runs."""
+        return any(c.pid is not None for c in self.components)
+
+    def as_json(self) -> dict[str, object]:
+        """Return the JSON document of ``status --json``."""
+        return {
+            "home": self.home,
+            "healthy": self.healthy,
+            "components": [c.as_json() for c in self.components],
+        }
+
+
+class Stack:
+    """The local stack under one ``BOT4_HOME``."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.paths = StackPaths(settings.home)
+        self.postgres = PostgresPair(
+            paths=self.paths,
+            settings=settings.db,
+            extra_databases=(settings.prefect.database,),
+        )
+        self.servers: list[ManagedServer] = []
+        if settings.storage.endpoint_url is None and settings.storage.backup_uri.startswith("s3://"):
+            self.servers.append(ObjectStoreServer(paths=self.paths, settings=settings.storage))
+        if settings.temporal.address is None:
+            self.servers.append(TemporalServer(paths=self.paths, settings=settings.temporal))
+        if settings.prefect.api_url is None:
+            self.servers.append(
+                PrefectServer(
+                    paths=self.paths,
+                    settings=settings.prefect,
+                    database_url=self._prefect_database_url(),
+                )
+            )
+
+    def _prefect_database_url(self) -> str:
+        db = self.settings.db
+        # SQLAlchemy's asyncpg dialect takes several hosts as repeated `host` parameters and
+        # follows the primary with target_session_attrs, like our own DSN.
+        return (
+            f"postgresql+asyncpg://{db.user}@/{self.settings.prefect.database}"
+            f"?host={db.host}:{db.primary_port}&host={db.host}:{db.standby_port}"
+            "&target_session_attrs=read-write"
+        )
+
+    @property
+    def local_postgres(self) -> bool:
+        """Tell whether the stack runs its own PostgreSQL (no external DSN)."""
+        return self.settings.db.dsn is None
+
+    def components(self) -> list[Component]:
+        """Return every component in start order."""
+        nodes: list[Component] = list(self.postgres.nodes) if self.local_postgres else []
+        return [*nodes, *self.servers]
+
+    def up(self, progress: Progress | None = None) -> dict[str, Outcome]:
+        """Start what is not running, reuse what is, migrate the schema.
+
+        Raises:
+            StackError: a component could not be started; its message says what to do.
+        """
+        from infra.postgres.migrate import apply_migrations_sync
+
+        progress = progress or SilentProgress()
+        self.paths.create()
+        outcomes: dict[str, Outcome] = {}
+        if self.local_postgres:
+            outcomes.update(self.postgres.ensure_running(progress))
+            for name, outcome in outcomes.items():
+                progress.done(name, outcome)
+        progress.begin("migrations", "applying")
+        applied = apply_migrations_sync(self.settings.db.effective_dsn())
+        progress.done("migrations", f"{len(applied)} applied" if applied else "up to date")
+        for server in self.servers:
+            outcome = server.ensure_running(progress)
+            outcomes[server.name] = outcome
+            progress.done(server.name, outcome)
+        return outcomes
+
+    def down(self, progress: Progress | None = None) -> list[str]:
+        """Stop every component this stack started, in reverse order; return their names."""
+        progress = progress or SilentProgress()
+        stopped: list[str] = []
+        for server in reversed(self.servers):
+            progress.begin(server.name, "stopping")
+            was_running = server.stop()
+            progress.done(server.name, "stopped" if was_running else "not running")
+            if was_running:
+                stopped.append(server.name)
+        if self.local_postgres:
+            progress.begin("postgres", "stopping")
+            names = self.postgres.stop()
+            progress.done("postgres", "stopped " + ", ".join(names) if names else "not running")
+            stopped.extend(names)
+        return stopped
+
+    def status(self) -> StackStatus:
+        """Probe every component once."""
+        return StackStatus(
+            home=str(self.paths.home), components=tuple(c.status() for c in self.components())
+        )
+
+    def pids(self) -> list[int]:
+        """Return every pid the stack recorded for a running component."""
+        return [pid for c in self.components() for pid in c.pids()]
