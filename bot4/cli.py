@@ -53,9 +53,7 @@ def _parser() -> argparse.ArgumentParser:
         "demo", help="bring the stack up, run a round trip through every server, bring it down"
     )
     demo.add_argument("--json", action="store_true", help="print the results as JSON")
-    demo.add_argument(
-        "--keep-running", action="store_true", help="leave the stack up at the end"
-    )
+    demo.add_argument("--keep-running", action="store_true", help="leave the stack up at the end")
     return parser
 
 

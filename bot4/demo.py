@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 
 from bot4 import console
 from bot4.commands import print_status
@@ -25,7 +26,7 @@ from infra.stack.roundtrip import (
 async def run_round_trips(settings: Settings, progress: console.ConsoleProgress) -> list[RoundTrip]:
     """Run every component's round trip, one after the other, reporting progress."""
     results = []
-    checks = [
+    checks: list[tuple[str, Callable[[], Awaitable[RoundTrip]]]] = [
         ("postgres", lambda: postgres_round_trip(settings.db)),
         ("s3", lambda: asyncio.to_thread(object_store_round_trip, settings.storage)),
         ("temporal", lambda: temporal_round_trip(settings.temporal)),
@@ -36,7 +37,7 @@ async def run_round_trips(settings: Settings, progress: console.ConsoleProgress)
         started = time.perf_counter()
         try:
             result = await check()
-        except Exception as e:  # noqa: BLE001 - a failed check is a result, shown to the operator
+        except Exception as e:
             result = RoundTrip(
                 component=name,
                 ok=False,
@@ -87,7 +88,10 @@ def run_demo(settings: Settings, *, as_json: bool, keep_running: bool) -> int:
     else:
         console.print_table(
             ["component", "round trip", "seconds", "detail"],
-            [[r.component, "ok" if r.ok else "FAILED", f"{r.seconds:.2f}", r.detail] for r in results],
+            [
+                [r.component, "ok" if r.ok else "FAILED", f"{r.seconds:.2f}", r.detail]
+                for r in results
+            ],
         )
         console.say("demo: every component answered" if ok else "demo: FAILED (see above)")
     return 0 if ok else 1

@@ -62,6 +62,8 @@ def configure_logging(*, log_dir: Path | None, level: int = logging.INFO) -> Non
         console.setLevel(logging.WARNING if log_dir is not None else level)
         handlers.append(console)
     root = logging.getLogger()
+    for old in root.handlers:
+        old.close()  # reconfiguring must not leak open log files
     root.handlers[:] = handlers
     root.setLevel(level)
     structlog.configure(
@@ -81,7 +83,5 @@ def new_correlation_id() -> str:
 def operation(name: str, *, correlation_id: str | None = None, **context: Any) -> Iterator[str]:
     """Bind a correlation id (new unless given) and the operation's name to every log line."""
     cid = correlation_id or new_correlation_id()
-    with structlog.contextvars.bound_contextvars(
-        correlation_id=cid, operation=name, **context
-    ):
+    with structlog.contextvars.bound_contextvars(correlation_id=cid, operation=name, **context):
         yield cid

@@ -29,7 +29,7 @@ async def stack_check(token: str) -> str:
 async def run_and_report(token: str) -> dict[str, str]:
     """Run the flow and return its run id and result."""
     state = await stack_check(token, return_state=True)
-    result = await state.result()
+    result = await state.aresult()
     return {"flow_run_id": str(state.state_details.flow_run_id), "token_sha256": str(result)}
 
 

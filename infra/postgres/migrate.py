@@ -84,7 +84,7 @@ async def apply_migrations(dsn: str, *, folder: Path = MIGRATIONS_DIR) -> list[s
     migrations = load_migrations(folder)
     try:
         conn = await asyncpg.connect(dsn, timeout=10)
-    except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as e:
+    except (TimeoutError, OSError, asyncpg.PostgresError) as e:
         raise MigrationError(
             "migrations",
             f"cannot connect to the database ({e.__class__.__name__}: {e})",

@@ -66,13 +66,9 @@ class ComponentStatus:
 
 
 class Component(ABC):
-    """A server of the stack that the launcher can start, check and stop."""
+    """A server of the stack that the launcher can check and stop."""
 
     name: str
-
-    @abstractmethod
-    def ensure_running(self, progress: Progress) -> Outcome:
-        """Reuse the server when it runs and is healthy; else start it and wait for health."""
 
     @abstractmethod
     def stop(self) -> bool:

@@ -1,11 +1,11 @@
 """Errors of the stack launcher, each telling the operator what to do next.
 
-    StackError                      base: a message an operator can act on
-    ├── PortTakenError              another process holds a port we need
-    ├── MissingBinaryError          a server binary is not installed
-    ├── CorruptStateError           the state folder holds something we cannot use
-    ├── ComponentStartError         a server exited or never became healthy
-    └── MigrationError              a schema migration failed (schema unchanged)
+StackError                      base: a message an operator can act on
+├── PortTakenError              another process holds a port we need
+├── MissingBinaryError          a server binary is not installed
+├── CorruptStateError           the state folder holds something we cannot use
+├── ComponentStartError         a server exited or never became healthy
+└── MigrationError              a schema migration failed (schema unchanged)
 """
 
 from __future__ import annotations

@@ -56,7 +56,9 @@ class Stack:
             extra_databases=(settings.prefect.database,),
         )
         self.servers: list[ManagedServer] = []
-        if settings.storage.endpoint_url is None and settings.storage.backup_uri.startswith("s3://"):
+        if settings.storage.endpoint_url is None and settings.storage.backup_uri.startswith(
+            "s3://"
+        ):
             self.servers.append(ObjectStoreServer(paths=self.paths, settings=settings.storage))
         if settings.temporal.address is None:
             self.servers.append(TemporalServer(paths=self.paths, settings=settings.temporal))

@@ -60,7 +60,7 @@ class ManagedServer(Component):
         """Return the environment of the server process."""
         return os.environ
 
-    def after_start(self) -> None:  # noqa: B027 - optional hook
+    def after_start(self) -> None:
         """Finish setting up a healthy server (create buckets, namespaces...)."""
 
     def details(self) -> dict[str, object]:
@@ -78,20 +78,20 @@ class ManagedServer(Component):
             PortTakenError: a port the server needs is taken by another process.
             ComponentStartError: the server exited or did not become healthy in time.
         """
-        record = self._record()
-        if record is not None and is_alive(record):
+        running = self._record()
+        if running is not None and is_alive(running):
             progress.begin(self.name, "checking the running server")
             wait_for_health(
                 component=self.name,
                 healthy=self.healthy,
-                still_running=lambda: is_alive(record),
+                still_running=lambda: is_alive(running),
                 timeout_s=self.start_timeout_s,
                 progress=progress,
                 log_file=self.log_file,
             )
             self.after_start()
             return "reused"
-        if record is not None:
+        if running is not None:
             self.pid_file.unlink(missing_ok=True)  # a dead server's leftover
         argv = self.argv()
         if not Path(argv[0]).exists():

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 import os
+from collections.abc import Mapping
 
+from bot4.settings import StorageSettings
 from infra.stack.component import http_ok
 from infra.stack.managed import ManagedServer, venv_binary
 from infra.stack.paths import StackPaths
-from bot4.settings import StorageSettings
 
 
 class ObjectStoreServer(ManagedServer):

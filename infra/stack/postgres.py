@@ -23,8 +23,8 @@ from bot4.settings import DatabaseSettings
 from infra.stack.component import Component, ComponentStatus, Outcome, Progress, wait_for_health
 from infra.stack.errors import ComponentStartError, CorruptStateError, MissingBinaryError
 from infra.stack.paths import StackPaths
-from infra.stack.process import require_free_port
 from infra.stack.pgconf import write_auto_conf
+from infra.stack.process import require_free_port
 
 PG_MAJOR: Final = "18"
 SYNC_STANDBY_NAMES: Final = "FIRST 1 (node_a, node_b)"
@@ -96,7 +96,9 @@ class PgRunner:
         self.bin_dir = bin_dir
         self.os_user = os_user if os.geteuid() == 0 else None
 
-    def run(self, tool: str, *args: str, timeout_s: float = 120.0) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, tool: str, *args: str, timeout_s: float = 120.0
+    ) -> subprocess.CompletedProcess[str]:
         """Run a binary and return its result (no exception on failure)."""
         argv = [str(self.bin_dir / tool), *args]
         if self.os_user is not None:
@@ -163,9 +165,6 @@ class PgNodeComponent(Component):
         self.node = node
         self.runner = runner
         self.name = node.name
-
-    def ensure_running(self, progress: Progress) -> Outcome:  # pragma: no cover - via pair
-        raise NotImplementedError("start PostgreSQL nodes through PostgresPair")
 
     def pid(self) -> int | None:
         """Return the postmaster pid when it runs."""
@@ -261,7 +260,11 @@ class PostgresPair:
     """Creates, starts and wires the primary and its synchronous standby."""
 
     def __init__(
-        self, *, paths: StackPaths, settings: DatabaseSettings, extra_databases: tuple[str, ...] = ()
+        self,
+        *,
+        paths: StackPaths,
+        settings: DatabaseSettings,
+        extra_databases: tuple[str, ...] = (),
     ) -> None:
         self.paths = paths
         self.settings = settings
@@ -376,7 +379,15 @@ class PostgresPair:
                 "or set BOT4_DB__OS_USER.",
             )
         probe = subprocess.run(
-            ["runuser", "-u", self.runner.os_user, "--", "test", "-w", str(self.paths.postgres_dir)],
+            [
+                "runuser",
+                "-u",
+                self.runner.os_user,
+                "--",
+                "test",
+                "-w",
+                str(self.paths.postgres_dir),
+            ],
             check=False,
         )
         if probe.returncode != 0:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
+from bot4.settings import PrefectSettings
 from infra.stack.component import http_ok
 from infra.stack.managed import ManagedServer, venv_binary
 from infra.stack.paths import StackPaths
-from bot4.settings import PrefectSettings
 
 
 def prefect_client_env(*, api_url: str, home: str) -> dict[str, str]:
@@ -33,9 +33,7 @@ class PrefectServer(ManagedServer):
     # First start runs Prefect's own migrations on an empty database.
     start_timeout_s = 180.0
 
-    def __init__(
-        self, *, paths: StackPaths, settings: PrefectSettings, database_url: str
-    ) -> None:
+    def __init__(self, *, paths: StackPaths, settings: PrefectSettings, database_url: str) -> None:
         super().__init__(paths=paths)
         self.settings = settings
         self.database_url = database_url

@@ -12,7 +12,6 @@ import json
 import os
 import signal
 import socket
-import subprocess
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -82,25 +81,35 @@ def spawn(
     pid_file: Path,
     log_file: Path,
     env: Mapping[str, str] | None = None,
-    cwd: Path | None = None,
 ) -> PidRecord:
-    """Start ``argv`` detached in its own session, logging to ``log_file``; record its pid."""
+    """Start ``argv`` detached in its own session, logging to ``log_file``; record its pid.
+
+    posix_spawn rather than Popen: the server outlives this process on purpose, and a
+    Popen object would complain when it is collected while the server still runs.
+    """
     log_file.parent.mkdir(parents=True, exist_ok=True)
     pid_file.parent.mkdir(parents=True, exist_ok=True)
-    with log_file.open("ab") as log:
-        proc = subprocess.Popen(
+    log_fd = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        pid = os.posix_spawnp(
+            argv[0],
             list(argv),
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=dict(env) if env is not None else None,
-            cwd=cwd,
-            start_new_session=True,
+            dict(env if env is not None else os.environ),
+            file_actions=[
+                (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                (os.POSIX_SPAWN_DUP2, log_fd, 1),
+                (os.POSIX_SPAWN_DUP2, log_fd, 2),
+            ],
+            setsid=True,
         )
-    ticks = process_start_ticks(proc.pid)
-    record = PidRecord(pid=proc.pid, start_ticks=ticks or -1, argv=tuple(argv))
+    finally:
+        os.close(log_fd)
+    ticks = process_start_ticks(pid)
+    record = PidRecord(pid=pid, start_ticks=ticks or -1, argv=tuple(argv))
     tmp = pid_file.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"pid": record.pid, "start_ticks": record.start_ticks, "argv": argv}))
+    tmp.write_text(
+        json.dumps({"pid": record.pid, "start_ticks": record.start_ticks, "argv": list(argv)})
+    )
     tmp.replace(pid_file)
     return record
 
@@ -163,4 +172,3 @@ def require_free_port(host: str, port: int, *, component: str, setting: str) -> 
                 f"port with {setting}=<port>."
             ),
         )
-

@@ -141,7 +141,10 @@ async def prefect_round_trip(settings: PrefectSettings) -> RoundTrip:
         response.raise_for_status()
         run = response.json()
     state = run.get("state", {}).get("type")
-    ok = state == "COMPLETED" and report["token_sha256"] == hashlib.sha256(token.encode()).hexdigest()
+    ok = (
+        state == "COMPLETED"
+        and report["token_sha256"] == hashlib.sha256(token.encode()).hexdigest()
+    )
     return RoundTrip(
         component="prefect",
         ok=ok,
@@ -155,9 +158,7 @@ def object_store_round_trip(settings: StorageSettings, *, size: int = 1 << 20) -
     started = time.perf_counter()
     bucket = settings.backup_bucket()
     if bucket is None:
-        return RoundTrip(
-            component="s3", ok=True, detail="backups go to a file:// URI", seconds=0.0
-        )
+        return RoundTrip(component="s3", ok=True, detail="backups go to a file:// URI", seconds=0.0)
     client = s3_client(settings)
     key = f"stack-check/{uuid.uuid4().hex}"
     body = secrets.token_bytes(size)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import subprocess
 
+from bot4.settings import TemporalSettings
 from infra.stack.managed import ManagedServer, venv_binary
 from infra.stack.paths import StackPaths
-from bot4.settings import TemporalSettings
 
 
 class TemporalServer(ManagedServer):

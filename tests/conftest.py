@@ -1,0 +1,30 @@
+"""Shared fixtures: one real local stack for the whole session, on free ports."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from bot4.settings import Settings
+from infra.stack.launcher import Stack
+from tests.stubs.stack import make_home, remove_home, stack_settings
+
+
+@pytest.fixture(scope="session")
+def session_settings() -> Iterator[Settings]:
+    """Settings of the session's stack: free ports, a throw-away BOT4_HOME."""
+    home = make_home()
+    yield stack_settings(home)
+    remove_home(home)
+
+
+@pytest.fixture(scope="session")
+def running_stack(session_settings: Settings) -> Iterator[Stack]:
+    """Every server of the stack, started once per session and stopped at its end."""
+    stack = Stack(session_settings)
+    try:
+        stack.up()
+        yield stack
+    finally:
+        stack.down()

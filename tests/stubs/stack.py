@@ -1,0 +1,59 @@
+"""Builders for stack settings on free ports in a throw-away BOT4_HOME."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from bot4.settings import (
+    DatabaseSettings,
+    PrefectSettings,
+    Settings,
+    StorageSettings,
+    TemporalSettings,
+)
+from tests.stubs.ports import free_ports
+
+
+def make_home() -> Path:
+    """Create a state folder the unprivileged PostgreSQL user can reach.
+
+    pytest's tmp_path lives under a 0700 folder owned by root; PostgreSQL, run as another
+    user, could not enter it.
+    """
+    home = Path(tempfile.mkdtemp(prefix="bot4-test-", dir="/tmp"))
+    home.chmod(0o755)
+    return home
+
+
+def remove_home(home: Path) -> None:
+    """Delete a state folder made by :func:`make_home`."""
+    shutil.rmtree(home, ignore_errors=True)
+
+
+def stack_settings(home: Path) -> Settings:
+    """Return settings for a whole local stack on free ports under ``home``."""
+    pg_a, pg_b, temporal, temporal_ui, prefect, s3 = free_ports(6)
+    return Settings(
+        home=home,
+        db=DatabaseSettings(primary_port=pg_a, standby_port=pg_b),
+        temporal=TemporalSettings(port=temporal, ui_port=temporal_ui),
+        prefect=PrefectSettings(port=prefect),
+        storage=StorageSettings(port=s3),
+    )
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """Return the environment that makes the CLI build the same ``settings``."""
+    return {
+        **os.environ,
+        "BOT4_HOME": str(settings.home),
+        "BOT4_DB__PRIMARY_PORT": str(settings.db.primary_port),
+        "BOT4_DB__STANDBY_PORT": str(settings.db.standby_port),
+        "BOT4_TEMPORAL__PORT": str(settings.temporal.port),
+        "BOT4_TEMPORAL__UI_PORT": str(settings.temporal.ui_port),
+        "BOT4_PREFECT__PORT": str(settings.prefect.port),
+        "BOT4_STORAGE__PORT": str(settings.storage.port),
+    }
