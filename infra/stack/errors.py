@@ -15,7 +15,7 @@ class StackError(Exception):
     """A stack operation failed in a way the operator must act on."""
 
     def __init__(self, component: str, problem: str, *, action: str) -> None:
-        super().__init__(f"{component}: {problem}. {action}")
+        super().__init__(f"{component}: {problem.rstrip('.')}. {action}")
         self.component = component
         self.problem = problem
         self.action = action

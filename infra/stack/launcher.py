@@ -104,8 +104,6 @@ class Stack:
         outcomes: dict[str, Outcome] = {}
         if self.local_postgres:
             outcomes.update(self.postgres.ensure_running(progress))
-            for name, outcome in outcomes.items():
-                progress.done(name, outcome)
         progress.begin("migrations", "applying")
         applied = apply_migrations_sync(self.settings.db.effective_dsn())
         progress.done("migrations", f"{len(applied)} applied" if applied else "up to date")
