@@ -18,10 +18,7 @@ from bot4 import console
 from bot4.logs import configure_logging, operation
 from bot4.settings import Settings
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-EXIT_UNHEALTHY = 3
+EXIT_USAGE = 2  # argparse uses the same code for bad arguments
 
 Handler = Callable[[argparse.Namespace, Settings], int]
 

