@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Final
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LOOPBACK: Final = "127.0.0.1"
@@ -133,10 +133,46 @@ class StorageSettings(_Group):
 
 
 class ExchangeSettings(_Group):
-    """The venue: the local simulator by default."""
+    """The venue: the local simulator by default, any ccxt venue by configuration."""
 
+    venue: str = Field(
+        default="binance", pattern=r"^[a-z0-9]+$", description="ccxt exchange id of the venue."
+    )
+    simulator: bool = Field(
+        default=True,
+        description=(
+            "Trade against the local exchange simulator: `stack up` starts it and ccxt's URLs"
+            " point at it. False means the venue's real URLs."
+        ),
+    )
     host: str = Field(default=LOOPBACK, description="Address the exchange simulator binds.")
     port: Port = Field(default=8900, description="REST + websocket port of the simulator.")
+    api_key: SecretStr = Field(
+        default=SecretStr("bot4-demo-key"), description="Venue API key (simulator: demo account)."
+    )
+    api_secret: SecretStr = Field(
+        default=SecretStr("bot4-demo-secret"), description="Venue API secret for signing."
+    )
+    symbols: tuple[str, ...] = Field(
+        default=("BTC/USDT", "ETH/USDT", "SOL/USDT"),
+        min_length=1,
+        description="Unified ccxt symbols the desk trades (and the simulator lists).",
+    )
+    sim_seed: int = Field(default=42, ge=0, description="Seed of the simulator's market.")
+    sim_agent_orders_per_s: float = Field(
+        default=50.0, ge=0.0, le=100_000.0, description="Simulator background agents' order rate."
+    )
+    sim_admin_token: SecretStr = Field(
+        default=SecretStr("bot4-sim-admin"), description="Token of the simulator's admin routes."
+    )
+
+    def base_url(self) -> str:
+        """Return the simulator's HTTP base URL."""
+        return f"http://{self.host}:{self.port}"
+
+    def ws_url(self) -> str:
+        """Return the simulator's websocket base URL."""
+        return f"ws://{self.host}:{self.port}"
 
 
 class EngineSettings(_Group):
