@@ -8,6 +8,7 @@ component the group it needs. Every field reads from the environment with the pr
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated, Final
 
@@ -220,3 +221,28 @@ class Settings(BaseSettings):
     @classmethod
     def _absolute_home(cls, value: Path) -> Path:
         return value.expanduser().absolute()
+
+    def to_env(self) -> dict[str, str]:
+        """Return the ``BOT4_*`` variables that rebuild these settings in a child process.
+
+        The launcher starts bot4's own servers with them, so a child sees exactly the
+        settings of its parent, however those were built. Contains secrets: only for a
+        child's environment, never for logs.
+        """
+        env = {"BOT4_HOME": str(self.home)}
+        for group_name in type(self).model_fields:
+            group = getattr(self, group_name)
+            if not isinstance(group, BaseModel):
+                continue
+            for field_name in type(group).model_fields:
+                value = getattr(group, field_name)
+                if value is None:
+                    continue
+                if isinstance(value, SecretStr):
+                    value = value.get_secret_value()
+                elif isinstance(value, tuple):
+                    value = json.dumps(list(value))
+                elif isinstance(value, bool):
+                    value = "true" if value else "false"
+                env[f"BOT4_{group_name.upper()}__{field_name.upper()}"] = str(value)
+        return env

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
-from bot4.settings import DatabaseSettings, Settings, StorageSettings
+from bot4.settings import DatabaseSettings, ExchangeSettings, Settings, StorageSettings
 
 
 def test_nested_environment_variables_reach_their_group(
@@ -63,3 +63,16 @@ def test_bad_values_are_refused_naming_the_field(
 def test_backup_bucket_comes_from_the_uri() -> None:
     assert StorageSettings(backup_uri="s3://b1/some/prefix").backup_bucket() == "b1"
     assert StorageSettings(backup_uri="file:///srv/backups").backup_bucket() is None
+
+
+def test_to_env_rebuilds_equal_settings_in_a_child(monkeypatch: pytest.MonkeyPatch) -> None:
+    original = Settings(
+        db=DatabaseSettings(primary_port=1234, dsn="postgresql://x@y/z"),
+        storage=StorageSettings(backup_uri="file:///srv/b"),
+        exchange=ExchangeSettings(
+            symbols=("BTC/USDT",), simulator=False, api_secret=SecretStr("s3cr3t")
+        ),
+    )
+    for name, value in original.to_env().items():
+        monkeypatch.setenv(name, value)
+    assert Settings() == original

@@ -47,13 +47,4 @@ def stack_settings(home: Path) -> Settings:
 
 def settings_env(settings: Settings) -> dict[str, str]:
     """Return the environment that makes the CLI build the same ``settings``."""
-    return {
-        **os.environ,
-        "BOT4_HOME": str(settings.home),
-        "BOT4_DB__PRIMARY_PORT": str(settings.db.primary_port),
-        "BOT4_DB__STANDBY_PORT": str(settings.db.standby_port),
-        "BOT4_TEMPORAL__PORT": str(settings.temporal.port),
-        "BOT4_TEMPORAL__UI_PORT": str(settings.temporal.ui_port),
-        "BOT4_PREFECT__PORT": str(settings.prefect.port),
-        "BOT4_STORAGE__PORT": str(settings.storage.port),
-    }
+    return {**os.environ, **settings.to_env()}
