@@ -1,0 +1,165 @@
+"""Instruments and the conversion of venue decimals to integer ticks and lots.
+
+The engine counts prices in ticks and quantities in lots (int64). The venue speaks decimals
+(strings on the wire; ccxt hands them over as floats). Conversion is exact or it fails:
+a value that is not an integral multiple of the step raises :class:`OffGridError`, it is
+never rounded silently, because an off-grid value means wrong precision metadata or
+corrupt data, and trading on either is worse than stopping.
+
+Two paths:
+
+* :func:`to_units` / :func:`from_units`: exact, with :class:`~decimal.Decimal` (orders,
+  fills, balances: the journal and the venue edge).
+* :func:`floats_to_units`: vectorised for market data. A float parsed from a decimal
+  string is the nearest double, so ``value / step`` lands within a few ulps of an integer
+  when the decimal was on the grid; anything further than :data:`FLOAT_GRID_TOLERANCE`
+  of a unit from an integer is off the grid.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any, Final
+
+import numpy as np
+import numpy.typing as npt
+
+from engine.errors import OffGridError
+
+FLOAT_GRID_TOLERANCE: Final = 1e-6
+"""Distance, in units, between ``value / step`` and an integer still on the grid (small
+values; large ones get a tolerance relative to their magnitude)."""
+
+_RELATIVE_ULPS: Final = 1e-14  # a few dozen ulps: parse + division error, never half a unit
+_INT64_SAFE: Final = float(2**62)  # stay clear of int64 overflow after rint
+
+# ccxt's precision modes (ccxt.base.decimal_to_precision); the adapter does not import
+# them from ccxt here so this module stays usable without a venue.
+DECIMAL_PLACES: Final = 2
+SIGNIFICANT_DIGITS: Final = 3
+TICK_SIZE: Final = 4
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Instrument:
+    """A tradable market with the grid its prices and quantities live on.
+
+    Attributes:
+        symbol: unified ccxt symbol, e.g. ``BTC/USDT``.
+        symbol_id: the engine's int32 id of the symbol (index in the configured list).
+        market_id: the venue's id, e.g. ``BTCUSDT``.
+        tick_size: price step.
+        lot_size: quantity step.
+    """
+
+    symbol: str
+    symbol_id: int
+    market_id: str
+    tick_size: Decimal
+    lot_size: Decimal
+
+    def __post_init__(self) -> None:
+        if self.tick_size <= 0 or self.lot_size <= 0:
+            raise ValueError(
+                f"{self.symbol}: tick_size and lot_size must be > 0"
+                f" (got {self.tick_size}, {self.lot_size})"
+            )
+
+    def price_to_ticks(self, price: Decimal | str) -> int:
+        """Return ``price`` in ticks. Raises OffGridError when off the tick grid."""
+        return to_units(price, self.tick_size, field=f"{self.symbol} price")
+
+    def qty_to_lots(self, qty: Decimal | str) -> int:
+        """Return ``qty`` in lots. Raises OffGridError when off the lot grid."""
+        return to_units(qty, self.lot_size, field=f"{self.symbol} quantity")
+
+    def ticks_to_price(self, ticks: int) -> Decimal:
+        """Return the decimal price of ``ticks``."""
+        return from_units(ticks, self.tick_size)
+
+    def lots_to_qty(self, lots: int) -> Decimal:
+        """Return the decimal quantity of ``lots``."""
+        return from_units(lots, self.lot_size)
+
+
+def _step(precision: object, mode: int, *, field: str) -> Decimal:
+    if precision is None:
+        raise ValueError(f"{field}: the venue gave no precision")
+    if mode == TICK_SIZE:
+        # repr of a float is the shortest string that reads back to it: 0.01 -> "0.01"
+        step = Decimal(repr(precision)) if isinstance(precision, float) else Decimal(str(precision))
+    elif mode == DECIMAL_PLACES:
+        step = Decimal(1).scaleb(-int(str(precision).split(".")[0]))
+    else:
+        raise ValueError(f"{field}: precision mode {mode} cannot define a grid")
+    return step.normalize()
+
+
+def instrument_from_market(
+    market: Mapping[str, Any], *, symbol_id: int, precision_mode: int = TICK_SIZE
+) -> Instrument:
+    """Build an :class:`Instrument` from a ccxt market structure.
+
+    Args:
+        market: one entry of ``exchange.markets``.
+        symbol_id: the engine's id for the symbol.
+        precision_mode: ``exchange.precisionMode`` (Binance: TICK_SIZE).
+
+    Raises:
+        ValueError: the market carries no usable precision.
+    """
+    symbol = str(market["symbol"])
+    precision = market.get("precision") or {}
+    return Instrument(
+        symbol=symbol,
+        symbol_id=symbol_id,
+        market_id=str(market["id"]),
+        tick_size=_step(precision.get("price"), precision_mode, field=f"{symbol} price"),
+        lot_size=_step(precision.get("amount"), precision_mode, field=f"{symbol} amount"),
+    )
+
+
+def to_units(value: Decimal | str, step: Decimal, *, field: str = "value") -> int:
+    """Return ``value / step`` as an int, exactly.
+
+    Raises:
+        OffGridError: ``value`` is not a finite integral multiple of ``step``.
+    """
+    try:
+        number = value if isinstance(value, Decimal) else Decimal(value)
+        quotient = number / step
+        exact = quotient.is_finite() and quotient == quotient.to_integral_value()
+    except (InvalidOperation, ArithmeticError) as e:
+        raise OffGridError(f"{field}: {value!r} is not a decimal number") from e
+    if not exact:
+        raise OffGridError(f"{field}: {value} is not a multiple of the step {step}")
+    return int(quotient)
+
+
+def from_units(units: int, step: Decimal) -> Decimal:
+    """Return the decimal value of ``units`` steps (exact)."""
+    return (step * units).normalize()
+
+
+def floats_to_units(
+    values: npt.NDArray[np.float64], step: Decimal, *, field: str = "value"
+) -> npt.NDArray[np.int64]:
+    """Convert floats parsed from venue decimals to integer units, vectorised.
+
+    Raises:
+        OffGridError: a value is NaN, infinite, too large, or off the grid by more than
+            :data:`FLOAT_GRID_TOLERANCE` of a unit.
+    """
+    with np.errstate(invalid="ignore", over="ignore"):  # NaN/inf are reported below
+        ratio = np.asarray(values, dtype=np.float64) / float(step)
+        units = np.rint(ratio)
+        bad = ~np.isfinite(ratio) | (np.abs(ratio) > _INT64_SAFE)
+        # a float carries ~16 significant digits: scale the tolerance with the magnitude
+        tolerance = np.maximum(FLOAT_GRID_TOLERANCE, np.abs(ratio) * _RELATIVE_ULPS)
+        bad |= np.abs(ratio - units) > tolerance
+    if bad.any():
+        first = float(np.asarray(values, dtype=np.float64)[np.argmax(bad)])
+        raise OffGridError(f"{field}: {first!r} is not a multiple of the step {step}")
+    return np.where(bad, 0, units).astype(np.int64)

@@ -1,0 +1,131 @@
+"""Retry policy: exponential backoff with full jitter, for temporary errors only.
+
+Full jitter (sleep ``uniform(0, min(cap, base * 2**attempt))``) spreads the retries of
+many clients that failed together, so they do not hit a recovering venue in lockstep.
+Attempts and total time are both bounded; a sleep that would overrun the time budget is
+not taken, the last error is raised instead. A :class:`RateLimitedError` waits at least
+the venue's ``Retry-After``. A :class:`CircuitOpenError` is never retried here: the
+breaker said "fail fast", and spinning on it would defeat that. Everything else that is
+not a :class:`TemporaryError` (rejections, unknown outcomes, operational errors) is raised
+at once.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
+
+from engine.errors import TemporaryError
+from engine.execution import metrics
+from engine.execution.clock import Clock
+from engine.execution.errors import CircuitOpenError, RateLimitedError
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RetryPolicy:
+    """How often and how long to retry a temporary failure.
+
+    Attributes:
+        max_attempts: attempts in all, the first one included.
+        total_s: time budget from the first attempt; no sleep may cross it.
+        base_s: backoff of the first retry (before jitter).
+        max_backoff_s: cap of one backoff (before jitter).
+    """
+
+    max_attempts: int = 4
+    total_s: float = 15.0
+    base_s: float = 0.2
+    max_backoff_s: float = 5.0
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise ValueError(f"max_attempts must be >= 1 (got {self.max_attempts})")
+        if self.total_s <= 0 or self.base_s <= 0 or self.max_backoff_s < self.base_s:
+            raise ValueError("need total_s > 0 and 0 < base_s <= max_backoff_s")
+
+    def backoff_s(self, retry_number: int, rng: random.Random) -> float:
+        """Return the full-jitter sleep before retry ``retry_number`` (1-based)."""
+        ceiling = min(self.max_backoff_s, self.base_s * 2 ** (retry_number - 1))
+        return rng.uniform(0.0, ceiling)
+
+
+def is_retryable(error: BaseException) -> bool:
+    """Tell whether ``error`` may be retried: temporary, and not a fail-fast breaker."""
+    return isinstance(error, TemporaryError) and not isinstance(error, CircuitOpenError)
+
+
+async def call_with_retry(
+    attempt: Callable[[], Awaitable[T]],
+    *,
+    policy: RetryPolicy,
+    clock: Clock,
+    venue: str,
+    endpoint_group: str,
+    rng: random.Random | None = None,
+) -> T:
+    """Run ``attempt`` until it succeeds, fails for good, or the budget is spent.
+
+    Args:
+        attempt: one try; raises engine errors (translated already).
+        policy: attempts, time budget and backoff.
+        clock: time source; its ``sleep`` is used between attempts.
+        venue: label of the retry counter.
+        endpoint_group: label of the retry counter.
+        rng: jitter source (tests pass a seeded one).
+
+    Raises:
+        EngineError: the last error, when it is not retryable or the budget is spent.
+    """
+    jitter = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+    started = clock.monotonic()
+
+    def wait(state: RetryCallState) -> float:
+        delay = policy.backoff_s(state.attempt_number, jitter)
+        error = state.outcome.exception() if state.outcome else None
+        if isinstance(error, RateLimitedError):
+            delay = max(delay, error.retry_after_s)
+        return delay
+
+    def stop(state: RetryCallState) -> bool:
+        spent = clock.monotonic() - started
+        return (
+            state.attempt_number >= policy.max_attempts
+            or spent + state.upcoming_sleep > policy.total_s
+        )
+
+    def counted(outcome: str) -> None:
+        metrics.RETRIES.labels(venue=venue, endpoint_group=endpoint_group, outcome=outcome).inc()
+
+    def before_sleep(_state: RetryCallState) -> None:
+        counted("retried")
+
+    def give_up(state: RetryCallState) -> T:
+        counted("exhausted")
+        assert state.outcome is not None  # tenacity calls this only after an attempt
+        return state.outcome.result()  # type: ignore[no-any-return]  # re-raises the error
+
+    retrying = AsyncRetrying(
+        retry=retry_if_exception(is_retryable),
+        wait=wait,
+        stop=stop,
+        sleep=clock.sleep,
+        before_sleep=before_sleep,
+        retry_error_callback=give_up,
+    )
+    attempts = 0
+
+    async def counted_attempt() -> T:
+        nonlocal attempts
+        attempts += 1
+        return await attempt()
+
+    result: T = await retrying(counted_attempt)
+    if attempts > 1:
+        counted("recovered")
+    return result
