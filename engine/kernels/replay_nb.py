@@ -1,0 +1,241 @@
+"""The replay loop: book, features, model, post-trade, strategy, risk and fills per event.
+
+One call processes ``events[lo:hi]`` and leaves every piece of state in the caller's arrays,
+so a file is replayed chunk by chunk (and a single event can be decided from Python) with the
+same result as one long call.
+"""
+
+# ruff: noqa: PLR0917, PLR0912, PLR0915 -- numba kernels take positional arrays
+# (njit has no keyword-only parameters) and stay flat: a helper call per event costs time.
+
+from __future__ import annotations
+
+import numpy as np
+
+from engine.dtypes import (
+    BOOK_DELTA,
+    BUY,
+    FILL_FLAG_LATENCY_ARB,
+    LIQUIDITY_MAKER,
+    ORDER_IOC,
+    SELL,
+    SNAPSHOT_END,
+    TRADE,
+)
+from engine.kernels._jit import kernel
+from engine.kernels.book_nb import BOOK_GAP, book_apply
+from engine.kernels.features_nb import update_book_features, update_trade_flow
+from engine.kernels.fills_nb import apply_fill, passive_fill_from_trade, walk_book
+from engine.kernels.layout import (
+    ASK_PX,
+    BID_PX,
+    G_BOOK_CODE_BASE,
+    G_EVENTS,
+    G_LATENCY_ARB,
+    G_MK_COUNT,
+    G_STOPS,
+    P_ADVERSE_ALPHA,
+    P_ADVERSE_DECAY,
+    P_EWMA_ALPHA,
+    P_FLOW_ALPHA,
+    P_HALT_DRAWDOWN,
+    P_IMBALANCE_LEVELS,
+    P_LATENCY_ARB_MOVE_TICKS,
+    P_LATENCY_ARB_PENALTY,
+    P_LATENCY_ARB_WINDOW_NS,
+    P_MAKER_FEE_BPS,
+    P_MARKOUT_NS,
+    P_REDUCE_DRAWDOWN,
+    P_STALE_NS,
+    P_STOP_COOLDOWN_NS,
+    P_STOP_SLIPPAGE_TICKS,
+    P_STOP_TICKS,
+    P_TAKER_FEE_BPS,
+    SF_ADVERSE,
+    SF_MID,
+    SF_PREDICTION,
+    SI_IN_SNAPSHOT,
+    SI_LATENCY_ARB_FILLS,
+    SI_N_ASK,
+    SI_N_BID,
+    SI_Q_AHEAD,
+    SI_Q_LIVE_NS,
+    SI_Q_PX,
+    SI_Q_QTY,
+    SI_STOP_UNTIL_NS,
+    SI_STOPS,
+    SI_VALID,
+)
+from engine.kernels.model_nb import predict
+from engine.kernels.posttrade_nb import (
+    drawdown_switch,
+    is_latency_arb,
+    mark_to_market,
+    markout_drain,
+    markout_push,
+    record_reference_move,
+    stop_loss_hit,
+)
+from engine.kernels.quote_nb import cancel_quote, quote_symbol, submit
+from engine.kernels.risk_nb import ACCEPTED, RL_MULTIPLIER
+
+
+@kernel
+def _passive_fill(
+    positions: np.ndarray,
+    fills: np.ndarray,
+    g: np.ndarray,
+    sym_i: np.ndarray,
+    sym_f: np.ndarray,
+    ring: np.ndarray,
+    limits: np.ndarray,
+    params: np.ndarray,
+    symbol: int,
+    j: int,
+    qty: int,
+    ts_ns: int,
+) -> None:
+    """Fill ``qty`` lots of our resting quote on side ``j`` at its price."""
+    side = BUY if j == 0 else SELL
+    price = sym_i[symbol, SI_Q_PX + j]
+    flags = 0
+    if is_latency_arb(sym_i, symbol, side, ts_ns, int(params[P_LATENCY_ARB_WINDOW_NS])):
+        flags = FILL_FLAG_LATENCY_ARB
+        g[G_LATENCY_ARB] += 1
+        sym_i[symbol, SI_LATENCY_ARB_FILLS] += 1
+        sym_f[symbol, SF_ADVERSE] += params[P_LATENCY_ARB_PENALTY]
+    apply_fill(
+        positions, fills, g, symbol, side, price, qty, limits[symbol, RL_MULTIPLIER],
+        params[P_MAKER_FEE_BPS], LIQUIDITY_MAKER, ts_ns, flags,
+    )  # fmt: skip
+    markout_push(ring, g, ts_ns, symbol, side, price)
+    left = sym_i[symbol, SI_Q_QTY + j] - qty
+    sym_i[symbol, SI_Q_QTY + j] = left
+    if left <= 0:
+        sym_i[symbol, SI_Q_PX + j] = 0
+        sym_i[symbol, SI_Q_AHEAD + j] = 0
+
+
+@kernel
+def replay_chunk(
+    events: np.ndarray,
+    lo: int,
+    hi: int,
+    book: np.ndarray,
+    sym_i: np.ndarray,
+    sym_f: np.ndarray,
+    features: np.ndarray,
+    positions: np.ndarray,
+    g: np.ndarray,
+    gf: np.ndarray,
+    limits: np.ndarray,
+    corr: np.ndarray,
+    params: np.ndarray,
+    model_kind: int,
+    mv: np.ndarray,
+    w1: np.ndarray,
+    scratch: np.ndarray,
+    ring: np.ndarray,
+    fills: np.ndarray,
+    intents: np.ndarray,
+) -> int:
+    """Run the engine over ``events[lo:hi]``; return the number of events processed.
+
+    State arrays are described in ``engine.kernels.layout``; ``engine.replay.state`` builds
+    them. ``fills`` and ``intents`` are logs: once full, later rows are counted, not stored.
+    """
+    stale_ns = int(params[P_STALE_NS])
+    levels = int(params[P_IMBALANCE_LEVELS])
+    alpha = params[P_EWMA_ALPHA]
+    flow_alpha = params[P_FLOW_ALPHA]
+    move_ticks = params[P_LATENCY_ARB_MOVE_TICKS]
+    markout_ns = int(params[P_MARKOUT_NS])
+    for k in range(lo, hi):
+        ev = events[k]
+        s = ev["symbol"]
+        kind = ev["kind"]
+        side = ev["side"]
+        price = ev["price"]
+        qty = ev["qty"]
+        ts = ev["ts_ns"]
+        g[G_EVENTS] += 1
+        code = book_apply(book, sym_i, s, kind, side, price, qty, ev["seq"], ts, stale_ns)
+        g[G_BOOK_CODE_BASE + code] += 1
+        if code >= BOOK_GAP:
+            cancel_quote(sym_i, g, s, 0)
+            cancel_quote(sym_i, g, s, 1)
+            continue
+        if sym_i[s, SI_VALID] == 0 or sym_i[s, SI_N_BID] == 0 or sym_i[s, SI_N_ASK] == 0:
+            continue
+        if kind == TRADE:
+            update_trade_flow(sym_f, features, s, side, qty, flow_alpha)
+            j = 0 if side == SELL else 1  # a seller hits our bid, a buyer lifts our ask
+            if sym_i[s, SI_Q_QTY + j] > 0 and ts >= sym_i[s, SI_Q_LIVE_NS + j]:
+                filled, ahead = passive_fill_from_trade(
+                    sym_i[s, SI_Q_PX + j], sym_i[s, SI_Q_QTY + j], sym_i[s, SI_Q_AHEAD + j],
+                    j == 0, price, qty,
+                )  # fmt: skip
+                sym_i[s, SI_Q_AHEAD + j] = ahead
+                if filled > 0:
+                    _passive_fill(positions, fills, g, sym_i, sym_f, ring, limits, params,
+                                  s, j, filled, ts)  # fmt: skip
+        elif kind in (BOOK_DELTA, SNAPSHOT_END):
+            if kind == BOOK_DELTA:
+                j = 0 if side == BUY else 1
+                if sym_i[s, SI_Q_PX + j] == price and sym_i[s, SI_Q_AHEAD + j] > qty:
+                    sym_i[s, SI_Q_AHEAD + j] = qty
+            change = update_book_features(book, sym_i, sym_f, features, s, levels, alpha)
+            if change != 0.0:
+                record_reference_move(sym_i, s, change, move_ticks, ts)
+            # the market moved onto a resting quote: it trades at the quote's price
+            if (
+                sym_i[s, SI_Q_QTY] > 0
+                and ts >= sym_i[s, SI_Q_LIVE_NS]
+                and sym_i[s, SI_Q_PX] >= book[s, ASK_PX, 0]
+            ):
+                _passive_fill(positions, fills, g, sym_i, sym_f, ring, limits, params,
+                              s, 0, sym_i[s, SI_Q_QTY], ts)  # fmt: skip
+            if (
+                sym_i[s, SI_Q_QTY + 1] > 0
+                and ts >= sym_i[s, SI_Q_LIVE_NS + 1]
+                and sym_i[s, SI_Q_PX + 1] <= book[s, BID_PX, 0]
+            ):
+                _passive_fill(positions, fills, g, sym_i, sym_f, ring, limits, params,
+                              s, 1, sym_i[s, SI_Q_QTY + 1], ts)  # fmt: skip
+        else:
+            continue
+        if sym_i[s, SI_IN_SNAPSHOT] == 1:
+            continue
+        # post-trade
+        sym_f[s, SF_ADVERSE] *= params[P_ADVERSE_DECAY]
+        if g[G_MK_COUNT] > 0:
+            markout_drain(ring, g, sym_f, ts, markout_ns, params[P_ADVERSE_ALPHA])
+        equity = mark_to_market(positions, sym_f, limits)
+        drawdown_switch(g, gf, equity, params[P_REDUCE_DRAWDOWN], params[P_HALT_DRAWDOWN])
+        pos = positions[s]["qty"]
+        if (
+            pos != 0
+            and ts >= sym_i[s, SI_STOP_UNTIL_NS]
+            and stop_loss_hit(
+                pos, positions[s]["avg_price"], sym_f[s, SF_MID], params[P_STOP_TICKS]
+            )
+        ):
+            g[G_STOPS] += 1
+            sym_i[s, SI_STOPS] += 1
+            sym_i[s, SI_STOP_UNTIL_NS] = ts + int(params[P_STOP_COOLDOWN_NS])
+            cancel_quote(sym_i, g, s, 0)
+            cancel_quote(sym_i, g, s, 1)
+            out_side = SELL if pos > 0 else BUY
+            slip = int(params[P_STOP_SLIPPAGE_TICKS])
+            limit = book[s, BID_PX, 0] - slip if pos > 0 else book[s, ASK_PX, 0] + slip
+            lots = abs(pos)
+            if submit(book, sym_i, sym_f, positions, g, gf, limits, corr, params, intents,
+                      s, out_side, limit, lots, ORDER_IOC, ts) == ACCEPTED:  # fmt: skip
+                walk_book(book, sym_i, positions, fills, g, s, out_side, limit, lots,
+                          limits[s, RL_MULTIPLIER], params[P_TAKER_FEE_BPS], ts)  # fmt: skip
+            continue
+        prediction = predict(model_kind, features[s], mv, w1, scratch)
+        sym_f[s, SF_PREDICTION] = prediction
+        quote_symbol(book, sym_i, sym_f, features, positions, g, gf, limits, corr, params,
+                     intents, fills, s, ts, prediction)  # fmt: skip
+    return hi - lo
