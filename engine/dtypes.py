@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import Final
 
 import numpy as np
+import numpy.typing as npt
 
 # --- event kinds and sides -------------------------------------------------------------------
 BOOK_DELTA: Final = 0
@@ -110,3 +111,50 @@ def empty_events(count: int) -> np.ndarray:
 def empty_positions(symbols: int) -> np.ndarray:
     """Return a flat position per symbol."""
     return np.zeros(symbols, dtype=POSITION_DTYPE)
+
+
+# --- venue-edge records: what the exchange adapter hands the engine -----------------------
+# Converted from the venue's decimals at the edge (engine/execution/instruments.py).
+BID: Final = 1
+"""``side`` of a bid level, and of a trade whose aggressor bought."""
+ASK: Final = -1
+"""``side`` of an ask level, and of a trade whose aggressor sold."""
+
+BOOK_LEVEL: Final = np.dtype(
+    [
+        ("ts_ns", np.int64),  # venue event time
+        ("symbol_id", np.int32),
+        ("side", np.int8),  # BID or ASK
+        ("price_ticks", np.int64),
+        ("qty_lots", np.int64),  # 0 removes the level
+        ("update_id", np.int64),  # venue sequence (Binance u); one batch shares one id
+    ]
+)
+"""One price level of an L2 book update."""
+
+PUBLIC_TRADE: Final = np.dtype(
+    [
+        ("ts_ns", np.int64),  # venue trade time
+        ("symbol_id", np.int32),
+        ("side", np.int8),  # aggressor: BID bought, ASK sold
+        ("price_ticks", np.int64),
+        ("qty_lots", np.int64),
+        ("trade_id", np.int64),  # venue trade id, consecutive per symbol on Binance
+    ]
+)
+"""One public trade."""
+
+BookLevels = npt.NDArray[np.void]
+"""An array of :data:`BOOK_LEVEL` records."""
+Trades = npt.NDArray[np.void]
+"""An array of :data:`PUBLIC_TRADE` records."""
+
+
+def empty_book_levels(count: int = 0) -> BookLevels:
+    """Return ``count`` zeroed book-level records."""
+    return np.zeros(count, dtype=BOOK_LEVEL)
+
+
+def empty_trades(count: int = 0) -> Trades:
+    """Return ``count`` zeroed trade records."""
+    return np.zeros(count, dtype=PUBLIC_TRADE)

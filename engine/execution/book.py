@@ -19,7 +19,7 @@ data still wrong:
 A failed check marks the book invalid and forces a resync (:mod:`.feeds`).
 
 What reaches the engine is records, not ccxt's lists: for each book version, the top
-``depth`` levels of each side as :data:`engine.records.BOOK_LEVEL` records sharing one
+``depth`` levels of each side as :data:`engine.dtypes.BOOK_LEVEL` records sharing one
 ``update_id``. A batch replaces the top of the book for that symbol (snapshot semantics):
 the consumer cannot miss a level removal, and a lost batch is repaired by the next one.
 """
@@ -32,9 +32,9 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
+from engine.dtypes import ASK, BID, BookLevels, empty_book_levels
 from engine.errors import OffGridError
 from engine.execution.instruments import Instrument, floats_to_units
-from engine.records import ASK, BID, BookLevels, empty_book_levels
 
 # reasons a book view is rejected; also the `reason` label of the resync counter
 CROSSED: Final = "crossed"

@@ -25,6 +25,7 @@ from typing import Any
 
 import structlog
 
+from engine.dtypes import BookLevels
 from engine.errors import OperationalError, TemporaryError
 from engine.execution import metrics
 from engine.execution.backoff import Backoff, BackoffPolicy
@@ -33,7 +34,6 @@ from engine.execution.errors import SequenceGapError
 from engine.execution.gateway import VenueGateway
 from engine.execution.instruments import Instrument
 from engine.execution.watchdog import StreamWatchdog
-from engine.records import BookLevels
 
 log = structlog.get_logger(__name__)
 
@@ -71,7 +71,7 @@ class BookFeed:
     Args:
         gateway: wraps a ccxt.pro client (websocket + REST snapshots).
         instrument: the symbol and its grid.
-        on_levels: receives each valid batch of :data:`engine.records.BOOK_LEVEL`.
+        on_levels: receives each valid batch of :data:`engine.dtypes.BOOK_LEVEL`.
         watchdog: staleness watchdog (this feed registers its stream on it).
         config: depth, staleness, backoff.
     """

@@ -16,13 +16,13 @@ from typing import Any, Final
 import numpy as np
 import structlog
 
+from engine.dtypes import ASK, BID, Trades, empty_trades
 from engine.errors import TemporaryError
 from engine.execution import metrics
 from engine.execution.backoff import Backoff, BackoffPolicy
 from engine.execution.gateway import EndpointGroup, VenueGateway
 from engine.execution.instruments import Instrument, floats_to_units
 from engine.execution.watchdog import StreamWatchdog
-from engine.records import ASK, BID, Trades, empty_trades
 
 log = structlog.get_logger(__name__)
 
@@ -39,7 +39,7 @@ class TradeFeedConfig:
 
 
 def trades_to_records(trades: Iterable[Mapping[str, Any]], instrument: Instrument) -> Trades:
-    """Convert ccxt trade structures to :data:`engine.records.TRADE` records.
+    """Convert ccxt trade structures to :data:`engine.dtypes.PUBLIC_TRADE` records.
 
     Raises:
         OffGridError: a price or amount is off the instrument's grid.

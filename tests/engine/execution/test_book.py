@@ -6,6 +6,7 @@ from decimal import Decimal
 import ccxt
 import pytest
 
+from engine.dtypes import ASK, BID, BookLevels
 from engine.errors import OperationalError
 from engine.execution.backoff import BackoffPolicy
 from engine.execution.book import book_to_levels, checked_levels, integrity_problem
@@ -13,7 +14,6 @@ from engine.execution.book_feed import BookFeed, BookFeedConfig, BookStatus
 from engine.execution.gateway import VenueGateway
 from engine.execution.instruments import Instrument
 from engine.execution.watchdog import StreamWatchdog
-from engine.records import ASK, BID, BookLevels
 from tests.engine.execution.fakes import ManualClock, ScriptedExchange, sample_value
 
 BTC = Instrument(

@@ -9,6 +9,7 @@ fixed sleeps, and assert no timings.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import subprocess
 import sys
@@ -20,6 +21,7 @@ import aiohttp
 import pytest
 
 from bot4.settings import ExchangeSettings
+from engine.dtypes import BookLevels
 from engine.execution import (
     BookFeed,
     BookFeedConfig,
@@ -34,7 +36,6 @@ from engine.execution import (
     open_session,
 )
 from engine.execution.breaker import BreakerConfig
-from engine.records import BookLevels
 from tests.engine.execution.fakes import sample_value
 from tests.stubs.ports import free_ports
 
@@ -42,12 +43,17 @@ from tests.stubs.ports import free_ports
 pytestmark = pytest.mark.timeout(120)
 
 
-@pytest.fixture(scope="module")
-def sim_settings() -> Iterator[ExchangeSettings]:
+@contextlib.contextmanager
+def _running_sim(*, agent_orders_per_s: float) -> Iterator[ExchangeSettings]:
     (port,) = free_ports(1)
-    settings = ExchangeSettings(port=port)
+    settings = ExchangeSettings(port=port, sim_agent_orders_per_s=agent_orders_per_s)
     with tempfile.TemporaryDirectory(prefix="bot4-sim-") as home:
-        env = {**os.environ, "BOT4_HOME": home, "BOT4_EXCHANGE__PORT": str(port)}
+        env = {
+            **os.environ,
+            "BOT4_HOME": home,
+            "BOT4_EXCHANGE__PORT": str(port),
+            "BOT4_EXCHANGE__SIM_AGENT_ORDERS_PER_S": str(agent_orders_per_s),
+        }
         log = Path(home) / "sim.log"
         with log.open("wb") as out:
             process = subprocess.Popen(
@@ -66,6 +72,20 @@ def sim_settings() -> Iterator[ExchangeSettings]:
                 except subprocess.TimeoutExpired:
                     process.kill()
                     process.wait()
+
+
+@pytest.fixture(scope="module")
+def sim_settings() -> Iterator[ExchangeSettings]:
+    """A simulator with its background agents trading (a living market)."""
+    with _running_sim(agent_orders_per_s=50.0) as settings:
+        yield settings
+
+
+@pytest.fixture(scope="module")
+def quiet_sim_settings() -> Iterator[ExchangeSettings]:
+    """A simulator whose agents send nothing: resting orders stay untouched."""
+    with _running_sim(agent_orders_per_s=0.0) as settings:
+        yield settings
 
 
 def _wait_ready(settings: ExchangeSettings, process: subprocess.Popen[bytes], log: Path) -> None:
@@ -92,18 +112,31 @@ async def _fault(settings: ExchangeSettings, name: str, method: str = "PUT", **p
             assert response.status == 200, await response.text()
 
 
-@pytest.fixture
-async def session(sim_settings: ExchangeSettings) -> AsyncIterator[VenueSession]:
+async def _open(settings: ExchangeSettings) -> VenueSession:
     config = GatewayConfig(
         retry=RetryPolicy(max_attempts=3, total_s=10.0, base_s=0.05, max_backoff_s=0.2),
         breaker=BreakerConfig(failure_threshold=3, cool_down_s=0.5),
     )
-    venue = await open_session(
-        sim_settings,
+    return await open_session(
+        settings,
         config=config,
         resolve_policy=ResolvePolicy(poll_interval_s=0.1, not_found_grace_s=0.5),
         timeout_ms=3000,
     )
+
+
+@pytest.fixture
+async def session(sim_settings: ExchangeSettings) -> AsyncIterator[VenueSession]:
+    venue = await _open(sim_settings)
+    try:
+        yield venue
+    finally:
+        await venue.close()
+
+
+@pytest.fixture
+async def quiet_session(quiet_sim_settings: ExchangeSettings) -> AsyncIterator[VenueSession]:
+    venue = await _open(quiet_sim_settings)
     try:
         yield venue
     finally:
@@ -264,14 +297,11 @@ async def test_stalled_stream_is_reported_stale(
         await _fault(sim_settings, "stall_streams", method="DELETE")
 
 
-@pytest.mark.xfail(
-    reason="the simulator fills our resting buy even 10 % below the best bid within seconds,"
-    " so 'refreshed keeps orders' cannot be observed yet (reported to the simulator's owner)",
-    strict=False,
-)
 async def test_dead_mans_switch_refreshed_keeps_orders_and_lapsed_cancels_them(
-    session: VenueSession,
+    quiet_session: VenueSession,
 ):
+    """A quiet market (no agents), so only the switch can remove the resting order."""
+    session = quiet_session
     from engine.execution import DeadMansSwitch, DeadMansSwitchConfig
 
     instrument = session.instruments["BTC/USDT"]
