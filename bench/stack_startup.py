@@ -20,6 +20,7 @@ from pathlib import Path
 
 from bot4.settings import (
     DatabaseSettings,
+    ExchangeSettings,
     PrefectSettings,
     Settings,
     StorageSettings,
@@ -27,6 +28,7 @@ from bot4.settings import (
 )
 from infra.stack.launcher import Stack
 from infra.stack.roundtrip import (
+    exchange_round_trip,
     object_store_round_trip,
     postgres_round_trip,
     prefect_round_trip,
@@ -67,6 +69,7 @@ async def _round_trips(settings: Settings) -> dict[str, float]:
     results = [
         await postgres_round_trip(settings.db),
         await asyncio.to_thread(object_store_round_trip, settings.storage),
+        await exchange_round_trip(settings.exchange),
         await temporal_round_trip(settings.temporal),
         await prefect_round_trip(settings.prefect),
     ]
@@ -79,13 +82,14 @@ def main() -> None:
     """Measure and print the JSON report."""
     home = Path(tempfile.mkdtemp(prefix="bot4-bench-", dir="/tmp"))
     home.chmod(0o755)
-    pg_a, pg_b, temporal, temporal_ui, prefect, s3 = _free_ports(6)
+    pg_a, pg_b, temporal, temporal_ui, prefect, s3, exchange = _free_ports(7)
     settings = Settings(
         home=home,
         db=DatabaseSettings(primary_port=pg_a, standby_port=pg_b),
         temporal=TemporalSettings(port=temporal, ui_port=temporal_ui),
         prefect=PrefectSettings(port=prefect),
         storage=StorageSettings(port=s3),
+        exchange=ExchangeSettings(port=exchange),
     )
     stack = Stack(settings)
     report: dict[str, object] = {"machine": platform.machine(), "python": platform.python_version()}

@@ -46,6 +46,19 @@ def _parser() -> argparse.ArgumentParser:
     migrate = db_commands.add_parser("migrate", help="apply pending schema migrations")
     migrate.add_argument("--json", action="store_true", help="print a JSON document")
 
+    from engine.replay.cli import configure_data_parser, configure_replay_parser
+    from infra.exchange_sim.cli import configure_parser as configure_sim_parser
+
+    configure_sim_parser(
+        commands.add_parser(
+            "exchange-sim", help="run the local exchange simulator, or inject faults into it"
+        )
+    )
+    configure_replay_parser(
+        commands.add_parser("replay", help="run the strategy over an event file (backtest)")
+    )
+    configure_data_parser(commands.add_parser("data", help="generate or inspect event files"))
+
     demo = commands.add_parser(
         "demo", help="bring the stack up, run a round trip through every server, bring it down"
     )
@@ -61,6 +74,18 @@ def _handler(args: argparse.Namespace) -> Handler:
         return {"up": stack_up, "down": stack_down, "status": stack_status}[args.stack_command]
     if args.command == "db":
         return db_migrate
+    if args.command == "exchange-sim":
+        from infra.exchange_sim.cli import run_command
+
+        return run_command
+    if args.command == "replay":
+        from engine.replay.cli import run_replay_command
+
+        return run_replay_command
+    if args.command == "data":
+        from engine.replay.cli import run_data_command
+
+        return run_data_command
     return demo
 
 

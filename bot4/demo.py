@@ -16,6 +16,7 @@ from infra.stack.errors import StackError
 from infra.stack.launcher import Stack
 from infra.stack.roundtrip import (
     RoundTrip,
+    exchange_round_trip,
     object_store_round_trip,
     postgres_round_trip,
     prefect_round_trip,
@@ -29,6 +30,7 @@ async def run_round_trips(settings: Settings, progress: console.ConsoleProgress)
     checks: list[tuple[str, Callable[[], Awaitable[RoundTrip]]]] = [
         ("postgres", lambda: postgres_round_trip(settings.db)),
         ("s3", lambda: asyncio.to_thread(object_store_round_trip, settings.storage)),
+        ("exchange", lambda: exchange_round_trip(settings.exchange)),
         ("temporal", lambda: temporal_round_trip(settings.temporal)),
         ("prefect", lambda: prefect_round_trip(settings.prefect)),
     ]

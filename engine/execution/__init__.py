@@ -27,6 +27,7 @@ from engine.execution.errors import (
 )
 from engine.execution.gateway import EndpointGroup, GatewayConfig, VenueGateway
 from engine.execution.instruments import Instrument, instrument_from_market
+from engine.execution.market_data import TopOfBook, fetch_top_of_book
 from engine.execution.models import Balance, Fill, NotPlaced, OrderRequest, OrderState, OrderStatus
 from engine.execution.orders import OrderClient, ResolvePolicy
 from engine.execution.ratelimit import RateLimitConfig, WeightTracker
@@ -71,6 +72,7 @@ __all__ = [
     "SequenceGapError",
     "StreamWatchdog",
     "SystemClock",
+    "TopOfBook",
     "TradeFeed",
     "TradeFeedConfig",
     "UnknownOutcomeError",
@@ -83,6 +85,7 @@ __all__ = [
     "checked_levels",
     "create_rest_client",
     "create_ws_client",
+    "fetch_top_of_book",
     "instrument_from_market",
     "integrity_problem",
     "load_instruments",

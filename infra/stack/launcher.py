@@ -1,7 +1,7 @@
 """``bot4 stack up | down | status``: every server of the platform, on loopback.
 
 Order matters: PostgreSQL first (Prefect keeps its database there, migrations run there),
-then the object store and Temporal, then Prefect. ``down`` goes in reverse.
+then the object store, the exchange simulator and Temporal, then Prefect. ``down`` goes in reverse.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from bot4.settings import Settings
 from infra.stack.component import Component, ComponentStatus, Outcome, Progress, SilentProgress
+from infra.stack.exchange_sim_server import ExchangeSimServer
 from infra.stack.managed import ManagedServer
 from infra.stack.object_store import ObjectStoreServer
 from infra.stack.paths import StackPaths
@@ -60,6 +61,8 @@ class Stack:
             "s3://"
         ):
             self.servers.append(ObjectStoreServer(paths=self.paths, settings=settings.storage))
+        if settings.exchange.simulator:
+            self.servers.append(ExchangeSimServer(paths=self.paths, settings=settings))
         if settings.temporal.address is None:
             self.servers.append(TemporalServer(paths=self.paths, settings=settings.temporal))
         if settings.prefect.api_url is None:

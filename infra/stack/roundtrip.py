@@ -22,7 +22,13 @@ from dataclasses import dataclass
 import asyncpg
 import httpx
 
-from bot4.settings import DatabaseSettings, PrefectSettings, StorageSettings, TemporalSettings
+from bot4.settings import (
+    DatabaseSettings,
+    ExchangeSettings,
+    PrefectSettings,
+    StorageSettings,
+    TemporalSettings,
+)
 from infra.stack.prefect_server import prefect_client_env
 from infra.storage import s3_client
 
@@ -172,5 +178,62 @@ def object_store_round_trip(settings: StorageSettings, *, size: int = 1 << 20) -
         component="s3",
         ok=ok,
         detail=f"{size} bytes put and read back to s3://{bucket}/{key}, SHA-256 equal",
+        seconds=time.perf_counter() - started,
+    )
+
+
+async def exchange_round_trip(settings: ExchangeSettings) -> RoundTrip:
+    """Through the engine's adapter (ccxt): balances, a resting order placed, found, canceled.
+
+    The order rests 10 % below the best bid, so nothing trades; it is found and canceled by
+    its client order id, as the engine does.
+    """
+    from engine.execution import OrderRequest, fetch_top_of_book, open_session
+
+    started = time.perf_counter()
+    symbol = settings.symbols[0]
+    venue = await open_session(settings)
+    try:
+        balances = await venue.account.fetch_balances()
+        instrument = venue.instruments[symbol]
+        top = await fetch_top_of_book(venue.rest, instrument)
+        if top.bid_ticks is None:
+            return RoundTrip(
+                component="exchange",
+                ok=False,
+                detail=f"{symbol} has no bids",
+                seconds=time.perf_counter() - started,
+            )
+        price = instrument.ticks_to_price(top.bid_ticks - top.bid_ticks // 10)
+        client_order_id = f"stack-check-{uuid.uuid4().hex[:12]}"
+        placed = await venue.orders.create_order(
+            OrderRequest(
+                client_order_id=client_order_id,
+                symbol=symbol,
+                side="buy",
+                type="limit",
+                # 1000 lots clears the venue's minimum notional for the listed symbols.
+                amount=instrument.lots_to_qty(1000),
+                price=price,
+            )
+        )
+        open_ids = [o.client_order_id for o in await venue.orders.fetch_open_orders(symbol)]
+        canceled = await venue.orders.cancel_order(client_order_id, symbol)
+    finally:
+        await venue.close()
+    quote = symbol.split("/")[1]
+    ok = (
+        placed.client_order_id == client_order_id
+        and client_order_id in open_ids
+        and canceled.status.value == "canceled"
+        and quote in balances
+    )
+    return RoundTrip(
+        component="exchange",
+        ok=ok,
+        detail=(
+            f"{symbol} limit buy {client_order_id} placed, seen open, canceled via ccxt;"
+            f" {quote} free {balances[quote].free if quote in balances else 'missing'}"
+        ),
         seconds=time.perf_counter() - started,
     )

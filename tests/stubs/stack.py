@@ -9,6 +9,7 @@ from pathlib import Path
 
 from bot4.settings import (
     DatabaseSettings,
+    ExchangeSettings,
     PrefectSettings,
     Settings,
     StorageSettings,
@@ -35,13 +36,14 @@ def remove_home(home: Path) -> None:
 
 def stack_settings(home: Path) -> Settings:
     """Return settings for a whole local stack on free ports under ``home``."""
-    pg_a, pg_b, temporal, temporal_ui, prefect, s3 = free_ports(6)
+    pg_a, pg_b, temporal, temporal_ui, prefect, s3, exchange = free_ports(7)
     return Settings(
         home=home,
         db=DatabaseSettings(primary_port=pg_a, standby_port=pg_b),
         temporal=TemporalSettings(port=temporal, ui_port=temporal_ui),
         prefect=PrefectSettings(port=prefect),
         storage=StorageSettings(port=s3),
+        exchange=ExchangeSettings(port=exchange),
     )
 
 
