@@ -11,13 +11,17 @@ does:
 * each consecutive failure backs off with full jitter; past ``max_consecutive_failures``
   the feed stops with :class:`OperationalError` (the book cannot be trusted: halt);
 * no message for ``stale_after_s`` → the watchdog reports it STALE (log, counter,
-  status); the next message makes it VALID again.
+  status); the next message makes it VALID again;
+* no message for ``resync_after_silent_s`` → the feed stops waiting, forces a resync
+  (a silent subscription is as untrustworthy as a gap) and counts it as a failure, so a
+  stream that stays silent is retried with backoff and, past the bound, fails the feed.
 
 ccxt.pro answers the venue's pings itself; this loop owns reconnects and their backoff.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -57,12 +61,21 @@ class BookFeedConfig:
         stale_after_s: silence after which the stream counts as stale.
         backoff: waits between resyncs and reconnects.
         max_consecutive_failures: failures in a row before the feed gives up.
+        resync_after_silent_s: silence after which the feed resubscribes on its own
+            (None: only report staleness, never act on it).
     """
 
     depth: int = 20
     stale_after_s: float = 5.0
     backoff: BackoffPolicy = field(default_factory=BackoffPolicy)
     max_consecutive_failures: int = 8
+    resync_after_silent_s: float | None = 15.0
+
+    def __post_init__(self) -> None:
+        if self.resync_after_silent_s is not None and self.resync_after_silent_s <= 0:
+            raise ValueError(
+                f"resync_after_silent_s must be > 0 or None (got {self.resync_after_silent_s})"
+            )
 
 
 class BookFeed:
@@ -112,9 +125,15 @@ class BookFeed:
         exchange = self._gateway.exchange
         symbol = self._instrument.symbol
         while True:
+            silence = asyncio.timeout(self._config.resync_after_silent_s)
             try:
-                book = await exchange.watch_order_book(symbol)
+                async with silence:
+                    book = await exchange.watch_order_book(symbol)
             except Exception as e:
+                if silence.expired():
+                    await self.force_resync()
+                    await self._failed(STALE, "no message: resubscribing")
+                    continue
                 error = self._gateway.translate(e, "watch_order_book")
                 if error is None:
                     raise

@@ -67,6 +67,12 @@ TRADES_BACKFILLED: Final = Counter(
     "Public trades fetched over REST after a websocket reconnect or a trade-id gap.",
     ["venue", "symbol"],
 )
+TRADES_LOST: Final = Counter(
+    "bot4_venue_trades_lost_total",
+    "Public trades missed by the stream and older than the venue's recent-trades window"
+    " (not recoverable by backfill; on Binance-like venues with per-symbol trade ids).",
+    ["venue", "symbol"],
+)
 DEADMAN_REFRESHES: Final = Counter(
     "bot4_venue_deadman_refreshes_total",
     "Refreshes of the venue dead-man's switch (countdownCancelAll), by outcome.",

@@ -2,9 +2,16 @@
 
 Binance trade ids are consecutive per symbol, so the feed knows when it missed trades:
 after a websocket reconnect, or when a batch starts past ``last_trade_id + 1``. Either
-way it pages the missed trades over REST (``historicalTrades`` by ``fromId``) through the
-gateway (breaker, pacing, retries), emits them first, then the live batch, so the engine
-sees each trade exactly once and in id order.
+way it fetches the missed trades over REST through the gateway (breaker, pacing, retries),
+emits them first, then the live batch, so the engine sees each trade exactly once and in
+id order.
+
+Backfill reads the venue's recent trades (``GET /api/v3/trades``, the newest
+:data:`BACKFILL_PAGE`), not ``historicalTrades`` by ``fromId``: the recent list is what
+both Binance and the simulator serve, and a reconnect gap is seconds of trades. A gap
+wider than that window cannot be closed: when the oldest trade returned is still past
+``last_trade_id + 1`` the missing trades are counted and logged as lost
+(``trades_lost``), so downstream state built from the tape can be marked incomplete.
 """
 
 from __future__ import annotations
@@ -35,7 +42,6 @@ class TradeFeedConfig:
 
     stale_after_s: float = 60.0
     backoff: BackoffPolicy = field(default_factory=BackoffPolicy)
-    max_backfill_pages: int = 20
 
 
 def trades_to_records(trades: Iterable[Mapping[str, Any]], instrument: Instrument) -> Trades:
@@ -90,6 +96,7 @@ class TradeFeed:
         self.stream = f"trades:{instrument.symbol}"
         self.last_trade_id = last_trade_id
         self.backfilled = 0
+        self.lost = 0
         watchdog.register(self.stream, stale_after_s=self._config.stale_after_s)
 
     async def run(self) -> None:
@@ -139,46 +146,52 @@ class TradeFeed:
         """Fetch and emit the trades after ``last_trade_id`` over REST.
 
         Args:
-            until_trade_id: stop after this id; None pages until the venue has no more.
+            until_trade_id: stop after this id; None takes all the venue has.
 
         Returns:
             How many trades were emitted.
+
+        Raises:
+            EngineError: the translated venue error, after the gateway's retries.
         """
         if self.last_trade_id is None:
             return 0
-        emitted = 0
-        for _ in range(self._config.max_backfill_pages):
-            start = self.last_trade_id + 1
-            params = {"fetchTradesMethod": "publicGetHistoricalTrades", "fromId": start}
+        known = self.last_trade_id
+        params = {"fetchTradesMethod": "publicGetTrades"}
 
-            async def fetch(exchange: Any, params: dict[str, Any] = params) -> Any:
-                return await exchange.fetch_trades(
-                    self._instrument.symbol, None, BACKFILL_PAGE, params
-                )
+        async def fetch(exchange: Any) -> Any:
+            return await exchange.fetch_trades(self._instrument.symbol, None, BACKFILL_PAGE, params)
 
-            page = await self._gateway.request(EndpointGroup.MARKET_DATA, "fetch_trades", fetch)
-            rows = sorted(
-                (
-                    t
-                    for t in page
-                    if int(t["id"]) >= start
-                    and (until_trade_id is None or int(t["id"]) <= until_trade_id)
-                ),
-                key=lambda t: int(t["id"]),
-            )
-            if rows:
-                self._emit(rows)
-                emitted += len(rows)
-            done = until_trade_id is not None and (self.last_trade_id or 0) >= until_trade_id
-            if done or len(page) < BACKFILL_PAGE or not rows:
-                break
-        if emitted:
-            self.backfilled += emitted
+        page = await self._gateway.request(EndpointGroup.MARKET_DATA, "fetch_trades", fetch)
+        ids = [int(t["id"]) for t in page]
+        rows = sorted(
+            (
+                t
+                for t in page
+                if int(t["id"]) > known
+                and (until_trade_id is None or int(t["id"]) <= until_trade_id)
+            ),
+            key=lambda t: int(t["id"]),
+        )
+        if len(page) >= BACKFILL_PAGE and min(ids) > known + 1:
+            self._lost(from_id=known + 1, to_id=min(ids) - 1)
+        if rows:
+            self._emit(rows)
+            self.backfilled += len(rows)
             metrics.TRADES_BACKFILLED.labels(
                 venue=self._gateway.venue, symbol=self._instrument.symbol
-            ).inc(emitted)
-            log.info("trades_backfilled", stream=self.stream, count=emitted)
-        return emitted
+            ).inc(len(rows))
+            log.info("trades_backfilled", stream=self.stream, count=len(rows))
+        return len(rows)
+
+    def _lost(self, *, from_id: int, to_id: int) -> None:
+        """Count trades older than the venue's recent window: they cannot be fetched."""
+        count = to_id - from_id + 1
+        self.lost += count
+        metrics.TRADES_LOST.labels(venue=self._gateway.venue, symbol=self._instrument.symbol).inc(
+            count
+        )
+        log.warning("trades_lost", stream=self.stream, from_trade_id=from_id, to_trade_id=to_id)
 
     def _emit(self, rows: list[Mapping[str, Any]]) -> None:
         records = trades_to_records(rows, self._instrument)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import random
 from decimal import Decimal
 
@@ -169,3 +170,51 @@ async def test_silent_stream_is_reported_stale_and_fresh_again():
     assert changes == [("book:X", True), ("book:X", False)]
     labels = {"venue": "stale_unit", "stream": "book:X"}
     assert sample_value("bot4_venue_stream_stale_total", labels) == 1
+
+
+class _SilentAfterScript(ScriptedExchange):
+    """A stream that goes silent: ``SILENT`` in the script blocks until cancelled."""
+
+    SILENT = object()
+
+    async def watch_order_book(self, symbol: str) -> object:
+        outcome = self._next("watch_order_book", (symbol,))
+        if outcome is self.SILENT:
+            await asyncio.Event().wait()
+        return outcome
+
+
+async def test_silent_stream_is_resubscribed_by_the_feed_itself():
+    """The wait for a message is bounded (real loop time, 10 ms here); the rest is faked."""
+    exchange, clock = _SilentAfterScript(), ManualClock()
+    got: list[BookLevels] = []
+    silent = _SilentAfterScript.SILENT
+    exchange.plan("watch_order_book", _book(10, *GOOD), silent, _book(4, *GOOD), StopFeedError())
+    exchange.plan("un_watch_order_book", None)
+    feed, _ = _feed(exchange, clock, got, resync_after_silent_s=0.01)
+    labels = {"venue": "book_unit", "symbol": "BTC/USDT", "reason": "stale"}
+    before = sample_value("bot4_venue_book_resyncs_total", labels)
+    with pytest.raises(StopFeedError):
+        await feed.run()
+    assert [int(batch["update_id"][0]) for batch in got] == [10, 4]
+    assert ("un_watch_order_book", ("BTC/USDT",)) in exchange.calls
+    assert feed.resyncs == 1
+    assert feed.status is BookStatus.VALID
+    assert sample_value("bot4_venue_book_resyncs_total", labels) - before == 1
+
+
+async def test_stream_that_stays_silent_fails_the_feed_after_bounded_resyncs():
+    exchange, clock = _SilentAfterScript(), ManualClock()
+    exchange.plan("watch_order_book", _SilentAfterScript.SILENT)
+    exchange.plan("un_watch_order_book", None)
+    feed, _ = _feed(exchange, clock, [], resync_after_silent_s=0.01, max_consecutive_failures=3)
+    with pytest.raises(OperationalError, match="stale"):
+        await feed.run()
+    assert feed.status is BookStatus.FAILED
+    assert len(clock.sleeps) == 3  # backed off between resubscriptions
+    assert [name for name, _ in exchange.calls].count("un_watch_order_book") == 4
+
+
+def test_resync_after_silence_must_be_positive():
+    with pytest.raises(ValueError, match="resync_after_silent_s"):
+        BookFeedConfig(resync_after_silent_s=0.0)

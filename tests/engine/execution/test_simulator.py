@@ -23,6 +23,7 @@ import pytest
 from bot4.settings import ExchangeSettings
 from engine.dtypes import BookLevels
 from engine.execution import (
+    BackoffPolicy,
     BookFeed,
     BookFeedConfig,
     BookStatus,
@@ -32,6 +33,9 @@ from engine.execution import (
     ResolvePolicy,
     RetryPolicy,
     StreamWatchdog,
+    SystemClock,
+    TradeFeed,
+    TradeFeedConfig,
     VenueSession,
     open_session,
 )
@@ -112,7 +116,18 @@ async def _fault(settings: ExchangeSettings, name: str, method: str = "PUT", **p
             assert response.status == 200, await response.text()
 
 
-async def _open(settings: ExchangeSettings) -> VenueSession:
+class RecordingClock(SystemClock):
+    """The real clock, remembering every sleep it was asked for (never asserted as time)."""
+
+    def __init__(self) -> None:
+        self.sleeps: list[float] = []
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        await super().sleep(seconds)
+
+
+async def _open(settings: ExchangeSettings, *, clock: SystemClock | None = None) -> VenueSession:
     config = GatewayConfig(
         retry=RetryPolicy(max_attempts=3, total_s=10.0, base_s=0.05, max_backoff_s=0.2),
         breaker=BreakerConfig(failure_threshold=3, cool_down_s=0.5),
@@ -121,6 +136,7 @@ async def _open(settings: ExchangeSettings) -> VenueSession:
         settings,
         config=config,
         resolve_policy=ResolvePolicy(poll_interval_s=0.1, not_found_grace_s=0.5),
+        clock=clock,
         timeout_ms=3000,
     )
 
@@ -248,9 +264,18 @@ async def test_book_resyncs_after_a_fault_and_matches_rest_depth(
     await _fault(sim_settings, fault, symbol="BTCUSDT")
     await _run_book_until(feed, lambda: feed.resyncs >= 1 and feed.status is BookStatus.VALID)
     assert feed.resyncs >= 1
-    # The simulator's agents keep trading, so the REST depth and the last websocket
-    # batch are only comparable at the same update id: wait for a batch whose update id
-    # equals the REST snapshot's lastUpdateId (or give up after a few snapshots).
+    await _assert_book_matches_rest_depth(session, feed, batches)
+
+
+async def _assert_book_matches_rest_depth(
+    session: VenueSession, feed: BookFeed, batches: list[BookLevels]
+) -> None:
+    """Run ``feed`` until one of its batches equals a REST snapshot at the same update id.
+
+    The simulator's agents keep trading, so the REST depth and the last websocket batch
+    are only comparable at the same update id: wait for a batch whose update id equals
+    the REST snapshot's lastUpdateId (or give up after a few snapshots).
+    """
     instrument = session.instruments["BTC/USDT"]
     task = asyncio.create_task(feed.run())
     try:
@@ -328,3 +353,299 @@ async def test_dead_mans_switch_refreshed_keeps_orders_and_lapsed_cancels_them(
             o.client_order_id for o in await session.orders.fetch_open_orders("BTC/USDT")
         ]:
             await asyncio.sleep(0.2)
+
+
+# --- websocket drop, stall and trade backfill ------------------------------------------
+
+
+def _reconnects(stream: str) -> float:
+    return sample_value(
+        "bot4_venue_websocket_reconnects_total", {"venue": "binance", "stream": stream}
+    )
+
+
+async def test_dropped_websockets_reconnect_and_the_book_matches_rest_depth_again(
+    session: VenueSession, sim_settings: ExchangeSettings
+):
+    batches: list[BookLevels] = []
+    feed = BookFeed(
+        session.streams,
+        instrument=session.instruments["BTC/USDT"],
+        on_levels=batches.append,
+        watchdog=StreamWatchdog(venue="binance", clock=session.streams.clock),
+        config=BookFeedConfig(depth=5, backoff=BackoffPolicy(base_s=0.05, max_s=0.5)),
+    )
+    reconnects = _reconnects(feed.stream)
+    # one run across the drop: a feed that is not waiting on the socket sees no drop
+    task = asyncio.create_task(feed.run())
+    try:
+        async with asyncio.timeout(20):
+            while feed.status is not BookStatus.VALID:
+                if task.done():
+                    task.result()
+                await asyncio.sleep(0.05)
+            await _fault(sim_settings, "drop_websockets")
+            while not (_reconnects(feed.stream) > reconnects and feed.status is BookStatus.VALID):
+                if task.done():
+                    task.result()
+                await asyncio.sleep(0.05)
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert _reconnects(feed.stream) - reconnects >= 1
+    assert feed.resyncs >= 1
+    await _assert_book_matches_rest_depth(session, feed, batches)
+
+
+async def test_stream_stalled_past_the_bound_is_resubscribed_and_valid_again(
+    session: VenueSession, sim_settings: ExchangeSettings
+):
+    labels = {"venue": "binance", "symbol": "ETH/USDT", "reason": "stale"}
+    feed = BookFeed(
+        session.streams,
+        instrument=session.instruments["ETH/USDT"],
+        on_levels=lambda _: None,
+        watchdog=StreamWatchdog(venue="binance", clock=session.streams.clock),
+        config=BookFeedConfig(
+            stale_after_s=0.3,
+            resync_after_silent_s=0.6,
+            backoff=BackoffPolicy(base_s=0.05, max_s=0.5),
+        ),
+    )
+    before = sample_value("bot4_venue_book_resyncs_total", labels)
+    await _run_book_until(feed, lambda: feed.status is BookStatus.VALID)
+    await _fault(sim_settings, "stall_streams")
+    task = asyncio.create_task(feed.run())
+    try:
+        async with asyncio.timeout(20):
+            while sample_value("bot4_venue_book_resyncs_total", labels) == before:
+                if task.done():
+                    task.result()
+                await asyncio.sleep(0.05)
+        status_while_stalled = feed.status
+    finally:
+        await _fault(sim_settings, "stall_streams", method="DELETE")
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert status_while_stalled is BookStatus.INVALID  # not usable until resynced
+    await _run_book_until(feed, lambda: feed.status is BookStatus.VALID)
+    assert sample_value("bot4_venue_book_resyncs_total", labels) - before >= 1
+
+
+async def _market_order(venue: VenueSession, cid: str, side: str) -> None:
+    instrument = venue.instruments["BTC/USDT"]
+    await venue.orders.create_order(
+        OrderRequest(
+            client_order_id=cid,
+            symbol="BTC/USDT",
+            side=side,  # type: ignore[arg-type]
+            type="market",
+            amount=instrument.lots_to_qty(500),
+        )
+    )
+
+
+async def _recent_trade_ids(venue: VenueSession) -> list[int]:
+    params = {"fetchTradesMethod": "publicGetTrades"}
+    trades = await venue.streams.exchange.fetch_trades("BTC/USDT", None, 1000, params)
+    return sorted(int(t["id"]) for t in trades)
+
+
+async def test_trades_missed_while_disconnected_are_backfilled_once_in_order(
+    quiet_session: VenueSession, quiet_sim_settings: ExchangeSettings
+):
+    """Quiet market: only this test trades BTC/USDT, so its trade ids are consecutive.
+
+    Trades made while streams are stalled never reach the websocket; the connection is
+    then dropped, so they can only arrive through the feed's REST backfill.
+    """
+    session, settings = quiet_session, quiet_sim_settings
+    await _market_order(session, "it-tf-seed", "buy")
+    start_id = (await _recent_trade_ids(session))[-1]
+    seen: list[int] = []
+    feed = TradeFeed(
+        session.streams,
+        instrument=session.instruments["BTC/USDT"],
+        on_trades=lambda records: seen.extend(int(i) for i in records["trade_id"]),
+        watchdog=StreamWatchdog(venue="binance", clock=session.streams.clock),
+        config=TradeFeedConfig(backoff=BackoffPolicy(base_s=0.05, max_s=0.5)),
+        last_trade_id=start_id,
+    )
+    reconnects = _reconnects(feed.stream)
+    task = asyncio.create_task(feed.run())
+    try:
+        await _fault(settings, "stall_streams")
+        try:
+            for n, side in enumerate(("buy", "sell", "buy")):
+                await _market_order(session, f"it-tf-stalled-{n}", side)
+            stalled_ids = [i for i in await _recent_trade_ids(session) if i > start_id]
+            await _fault(settings, "drop_websockets")
+            async with asyncio.timeout(20):
+                while not seen or seen[-1] < stalled_ids[-1]:
+                    if task.done():
+                        task.result()
+                    await asyncio.sleep(0.05)
+        finally:
+            await _fault(settings, "stall_streams", method="DELETE")
+        assert _reconnects(feed.stream) - reconnects >= 1
+        assert feed.backfilled >= len(stalled_ids)
+        await _market_order(session, "it-tf-live", "sell")  # after the reconnect
+        final_id = (await _recent_trade_ids(session))[-1]
+        async with asyncio.timeout(20):
+            while not seen or seen[-1] < final_id:
+                if task.done():
+                    task.result()
+                await asyncio.sleep(0.05)
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    venue_ids = [i for i in await _recent_trade_ids(session) if start_id < i <= final_id]
+    assert seen == venue_ids  # each trade once, in id order, none missing
+    assert seen == list(range(start_id + 1, final_id + 1))
+
+
+# --- rate limits -------------------------------------------------------------------------
+
+
+async def test_429_storm_honours_retry_after_and_bounds_retries(sim_settings: ExchangeSettings):
+    from engine.execution import BreakerState, EndpointGroup, RateLimitedError
+
+    clock = RecordingClock()
+    venue = await _open(sim_settings, clock=clock)
+    labels = {"venue": "binance", "endpoint_group": "account"}
+
+    def retries(outcome: str) -> float:
+        return sample_value("bot4_venue_retries_total", {**labels, "outcome": outcome})
+
+    def requests(outcome: str) -> float:
+        return sample_value("bot4_venue_requests_total", {**labels, "outcome": outcome})
+
+    try:
+        retried, exhausted, limited = (
+            retries("retried"),
+            retries("exhausted"),
+            requests("rate_limited"),
+        )
+        await _fault(sim_settings, "rate_limit_storm", retry_after_s=1)
+        try:
+            with pytest.raises(RateLimitedError):
+                await venue.account.fetch_balances()
+        finally:
+            await _fault(sim_settings, "rate_limit_storm", method="DELETE")
+        assert retries("retried") - retried == 2  # max_attempts=3
+        assert retries("exhausted") - exhausted == 1
+        assert requests("rate_limited") - limited == 3
+        # each retry waited for the venue's Retry-After (1 s, less the time already
+        # spent), not the policy's backoff (at most 0.2 s)
+        assert sum(1 for s in clock.sleeps if s > 0.5) >= 2
+        # being throttled says nothing about the venue's health
+        assert venue.rest.breaker(EndpointGroup.ACCOUNT).state is BreakerState.CLOSED
+        clock.sleeps.clear()
+        assert await venue.account.fetch_balances()
+        assert venue.rest.weights.retry_after_s() == 0.0
+    finally:
+        await venue.close()
+
+
+async def test_used_weight_header_feeds_the_weight_tracker(session: VenueSession):
+    await session.account.fetch_balances()  # /api/v3/account weighs 20
+    assert sample_value("bot4_venue_used_weight", {"venue": "binance"}) >= 20
+    assert session.rest.weights.used_weight in (0, *range(20, 1_000_000))  # 0: minute rolled
+
+
+# --- orders: unknown outcomes, duplicates ------------------------------------------------
+
+
+async def _orders_with_client_id(venue: VenueSession, cid: str) -> int:
+    orders = await venue.rest.exchange.fetch_orders("BTC/USDT")
+    return sum(1 for o in orders if o.get("clientOrderId") == cid)
+
+
+async def test_send_refused_before_matching_resolves_to_not_placed_after_the_grace(
+    quiet_sim_settings: ExchangeSettings,
+):
+    """The error_rate fault answers 503 before the order handler runs, so nothing exists."""
+    from engine.execution import OrderNotFoundError, UnknownOutcomeError
+
+    clock = RecordingClock()
+    venue = await _open(quiet_sim_settings, clock=clock)
+    try:
+        request = await _limit_below_market(venue, "it-np-1")
+        not_placed = sample_value(
+            "bot4_venue_unknown_outcomes_total", {"venue": "binance", "resolution": "not_placed"}
+        )
+        sent_at = clock.monotonic()
+        await _fault(quiet_sim_settings, "error_rate", share=1.0)
+        try:
+            with pytest.raises(UnknownOutcomeError):
+                await venue.orders.create_order(request)
+        finally:
+            await _fault(quiet_sim_settings, "error_rate", method="DELETE")
+        result = await venue.orders.resolve("it-np-1", "BTC/USDT", sent_at=sent_at)
+        assert result == NotPlaced(client_order_id="it-np-1")
+        assert clock.monotonic() - sent_at >= 0.5  # not before the grace period
+        assert clock.sleeps  # "not found" was polled again, not believed at once
+        assert (
+            sample_value(
+                "bot4_venue_unknown_outcomes_total",
+                {"venue": "binance", "resolution": "not_placed"},
+            )
+            - not_placed
+            == 1
+        )
+        with pytest.raises(OrderNotFoundError):
+            await venue.orders.fetch_order("it-np-1", "BTC/USDT")
+        assert await _orders_with_client_id(venue, "it-np-1") == 0
+    finally:
+        await venue.close()
+
+
+async def test_resent_create_with_the_same_client_id_never_makes_two_orders(
+    quiet_session: VenueSession, quiet_sim_settings: ExchangeSettings
+):
+    from engine.execution import OrderRejectedError, UnknownOutcomeError
+
+    session = quiet_session
+    request = await _limit_below_market(session, "it-dup-1")
+    await _fault(quiet_sim_settings, "lost_answer", count=1)
+    with pytest.raises(UnknownOutcomeError):
+        await session.orders.create_order(request)  # placed, answer lost
+    with pytest.raises(OrderRejectedError):
+        await session.orders.create_order(request)  # a blind resend: refused as duplicate
+    assert await _orders_with_client_id(session, "it-dup-1") == 1
+    assert [
+        o.client_order_id
+        for o in await session.orders.fetch_open_orders("BTC/USDT")
+        if o.client_order_id == "it-dup-1"
+    ] == ["it-dup-1"]
+    await session.orders.cancel_all("BTC/USDT")
+
+
+# --- account ---------------------------------------------------------------------------
+
+
+async def test_fetch_fills_pages_through_more_than_one_page(quiet_session: VenueSession):
+    session = quiet_session
+    for n, side in enumerate(("buy", "sell", "buy", "sell")):
+        await _market_order(session, f"it-fills-{n}", side)
+    everything = await session.account.fetch_fills("BTC/USDT", after_trade_id=0)
+    assert len(everything) >= 4
+    labels = {"venue": "binance", "endpoint_group": "account", "outcome": "ok"}
+    requests = sample_value("bot4_venue_requests_total", labels)
+    paged = await session.account.fetch_fills("BTC/USDT", after_trade_id=0, page_size=2)
+    assert sample_value("bot4_venue_requests_total", labels) - requests >= 3
+    assert [f.trade_id for f in paged] == [f.trade_id for f in everything]
+    ids = [f.trade_id for f in paged]
+    assert ids == sorted(set(ids))
+    later = await session.account.fetch_fills("BTC/USDT", after_trade_id=ids[1], page_size=2)
+    assert [f.trade_id for f in later] == ids[2:]
+
+
+async def test_cancel_all_on_a_symbol_without_open_orders_returns_nothing(
+    quiet_session: VenueSession,
+):
+    assert await quiet_session.orders.fetch_open_orders("ETH/USDT") == []
+    assert await quiet_session.orders.cancel_all("ETH/USDT") == []
