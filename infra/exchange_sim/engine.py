@@ -80,7 +80,8 @@ class MatchingEngine:
         self.orders: dict[int, Order] = {}
         self.halted: set[str] = set()
         self.next_order_id = 1
-        self.next_trade_id = 1
+        # Binance numbers trades per symbol; clients detect gaps per symbol stream.
+        self.next_trade_ids = dict.fromkeys(self.markets, 1)
         self._maker_ppm = int(maker_fee * PPM)
         self._taker_ppm = int(taker_fee * PPM)
         self._clock = clock
@@ -309,8 +310,8 @@ class MatchingEngine:
             order.filled += lots
             order.quote_filled += quote_units
             order.update_ms = now
-        trade_id = self.next_trade_id
-        self.next_trade_id += 1
+        trade_id = self.next_trade_ids[taker.symbol]
+        self.next_trade_ids[taker.symbol] = trade_id + 1
         return Fill(
             trade_id=trade_id,
             symbol=taker.symbol,

@@ -34,15 +34,15 @@ CREATE TABLE IF NOT EXISTS orders (
     status TEXT NOT NULL, locked INTEGER NOT NULL, update_ms INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS orders_by_account ON orders (account, symbol, order_id);
 CREATE TABLE IF NOT EXISTS trades (
-    trade_id INTEGER PRIMARY KEY, symbol TEXT NOT NULL, price INTEGER NOT NULL,
+    trade_id INTEGER NOT NULL, symbol TEXT NOT NULL, price INTEGER NOT NULL,
     qty INTEGER NOT NULL, quote_qty INTEGER NOT NULL, time_ms INTEGER NOT NULL,
     maker_order_id INTEGER NOT NULL, taker_order_id INTEGER NOT NULL,
     buyer_account TEXT NOT NULL, seller_account TEXT NOT NULL,
     buyer_order_id INTEGER NOT NULL, seller_order_id INTEGER NOT NULL,
-    buyer_is_maker INTEGER NOT NULL, buyer_fee INTEGER NOT NULL, seller_fee INTEGER NOT NULL);
+    buyer_is_maker INTEGER NOT NULL, buyer_fee INTEGER NOT NULL, seller_fee INTEGER NOT NULL,
+    PRIMARY KEY (symbol, trade_id));
 CREATE INDEX IF NOT EXISTS trades_by_buyer ON trades (buyer_account, symbol, trade_id);
 CREATE INDEX IF NOT EXISTS trades_by_seller ON trades (seller_account, symbol, trade_id);
-CREATE INDEX IF NOT EXISTS trades_by_symbol ON trades (symbol, trade_id);
 """
 
 _ORDER_COLUMNS: Final = (
@@ -132,8 +132,10 @@ class Store:
             balances.locked[asset] = locked
         for row in self._db.execute(f"SELECT {_ORDER_COLUMNS} FROM orders ORDER BY order_id"):
             engine.restore(_order_from_row(row))
-        last_trade = self._db.execute("SELECT MAX(trade_id) FROM trades").fetchone()[0]
-        engine.next_trade_id = (last_trade or 0) + 1
+        for symbol, last_trade in self._db.execute(
+            "SELECT symbol, MAX(trade_id) FROM trades GROUP BY symbol"
+        ):
+            engine.next_trade_ids[symbol] = last_trade + 1
 
     def save(self, engine: MatchingEngine, outcome: Outcome) -> None:
         """Write every order, trade and balance an outcome touched, in one transaction."""
@@ -233,9 +235,9 @@ def stats_since(store: Store, symbol: str, since_ms: int) -> tuple[int, ...] | N
         return None
     first_id, last_id, high, low, lots, quote, count = row
     open_price = store._db.execute(
-        "SELECT price FROM trades WHERE trade_id = ?", (first_id,)
+        "SELECT price FROM trades WHERE symbol = ? AND trade_id = ?", (symbol, first_id)
     ).fetchone()[0]
     last_price = store._db.execute(
-        "SELECT price FROM trades WHERE trade_id = ?", (last_id,)
+        "SELECT price FROM trades WHERE symbol = ? AND trade_id = ?", (symbol, last_id)
     ).fetchone()[0]
     return (open_price, high, low, last_price, lots, quote, first_id, last_id, count)

@@ -62,7 +62,7 @@ class Venue:
             log.info(
                 "exchange_sim_state_loaded",
                 next_order_id=self.engine.next_order_id,
-                next_trade_id=self.engine.next_trade_id,
+                next_trade_ids=self.engine.next_trade_ids,
             )
         for symbol, recent in self.recent.items():
             recent.extend(self.store.recent_trades(symbol, RECENT_TRADES))

@@ -223,3 +223,29 @@ def test_matching_keeps_book_uncrossed_balances_conserved_and_fills_bounded(
         expected_locked = sum(o.locked for o in eng.open_orders(name, BTC) if (o.side is Side.BUY))
         assert balances.locked.get("USDT", 0) == expected_locked
     assert eng.ledger.account(FEE_ACCOUNT).free.get("USDT", 0) >= 0
+
+
+def test_trade_ids_count_per_symbol_like_binance() -> None:
+    """Clients detect missed trades per symbol stream, so ids must be consecutive per symbol."""
+    eng = engine()
+    ids: dict[str, list[int]] = {}
+    for spec in list(DEFAULT_SPECS.values()) * 2:
+        for name in ("a", "b"):
+            eng.ledger.credit(name, spec.base, 1_000 * UNIT)
+        price = 100_000  # 1000.00 on every default symbol's 0.01 tick grid
+        qty = int(Decimal("0.1") / spec.step_size)
+        for account, side in (("a", Side.SELL), ("b", Side.BUY)):
+            out = eng.place(
+                NewOrder(
+                    account=account,
+                    symbol=spec.symbol,
+                    side=side,
+                    type=OrderType.LIMIT,
+                    price=price,
+                    qty=qty,
+                    time_in_force=TimeInForce.GTC,
+                )
+            )
+        ids.setdefault(spec.symbol, []).extend(f.trade_id for f in out.fills)
+    assert len(ids) == 3
+    assert all(trade_ids == [1, 2] for trade_ids in ids.values()), ids
