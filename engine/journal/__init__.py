@@ -1,0 +1,15 @@
+"""The journal: append-only facts in PostgreSQL, fenced by the leadership epoch."""
+
+from engine.journal.committer import GroupCommitter
+from engine.journal.models import FillRecord, JournalEvent, JournalKind
+from engine.journal.writer import FencedError, Journal, JournalUnavailableError
+
+__all__ = [
+    "FencedError",
+    "FillRecord",
+    "GroupCommitter",
+    "Journal",
+    "JournalEvent",
+    "JournalKind",
+    "JournalUnavailableError",
+]

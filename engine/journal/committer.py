@@ -1,0 +1,140 @@
+"""Group commit: many producers, one writer, one transaction per batch.
+
+Producers ``await record(...)`` and resume when their facts are durable (committed on the
+primary and, with ``synchronous_commit = remote_apply``, applied on the standby). The
+queue is bounded, so a stalled journal pushes back instead of growing without limit; a
+temporary failure is retried with the very same batch (idempotent by event id), and a
+stale epoch fails every waiter with :class:`FencedError` and stops the committer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import structlog
+
+from engine.journal.models import FillRecord, JournalEvent
+from engine.journal.writer import FencedError, Journal, JournalUnavailableError
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(kw_only=True, slots=True)
+class _Pending:
+    events: Sequence[JournalEvent]
+    fills: Sequence[FillRecord]
+    done: asyncio.Future[None] = field(default_factory=asyncio.Future)
+
+
+class GroupCommitter:
+    """Batches journal writes from many coroutines into few transactions.
+
+    Args:
+        journal: the writer.
+        epoch: returns the epoch to write under (the leader's current one).
+        max_batch: most events + fills per transaction.
+        max_queue: most pending records; ``record`` waits beyond it (backpressure).
+        max_backoff_s: ceiling of the full-jitter backoff between retries.
+    """
+
+    def __init__(
+        self,
+        journal: Journal,
+        *,
+        epoch: Callable[[], int],
+        max_batch: int = 2000,
+        max_queue: int = 20_000,
+        max_backoff_s: float = 1.0,
+    ) -> None:
+        self.journal = journal
+        self.epoch = epoch
+        self.max_batch = max_batch
+        self.max_backoff_s = max_backoff_s
+        self._queue: asyncio.Queue[_Pending] = asyncio.Queue(maxsize=max_queue)
+        self._task: asyncio.Task[None] | None = None
+        self._fenced: FencedError | None = None
+        self.retries = 0
+        self.batches = 0
+
+    @property
+    def backlog(self) -> int:
+        """Records waiting to be written (the engine lowers its state when this grows)."""
+        return self._queue.qsize()
+
+    def start(self) -> None:
+        """Start the writer task."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="journal-group-commit")
+
+    async def stop(self) -> None:
+        """Write what is queued, then stop (cancels if the journal stays unreachable)."""
+        if self._task is None:
+            return
+        await self._queue.join()
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        self._task = None
+
+    async def record(
+        self, events: Sequence[JournalEvent], fills: Sequence[FillRecord] = ()
+    ) -> None:
+        """Queue facts and return once they are committed.
+
+        Raises:
+            FencedError: our epoch is stale: nothing of this or any later record is written.
+        """
+        if self._fenced is not None:
+            raise self._fenced
+        pending = _Pending(events=events, fills=fills)
+        await self._queue.put(pending)
+        await pending.done
+
+    async def _run(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            size = len(batch[0].events) + len(batch[0].fills)
+            while size < self.max_batch and not self._queue.empty():
+                item = self._queue.get_nowait()
+                batch.append(item)
+                size += len(item.events) + len(item.fills)
+            await self._write(batch)
+            for _ in batch:
+                self._queue.task_done()
+
+    async def _write(self, batch: list[_Pending]) -> None:
+        events = [e for p in batch for e in p.events]
+        fills = [f for p in batch for f in p.fills]
+        attempt = 0
+        while True:
+            try:
+                await self.journal.append(events, fills, epoch=self.epoch())
+            except FencedError as e:
+                self._fenced = e
+                log.error("journal_fenced", error=str(e), records=len(events) + len(fills))
+                for pending in batch:
+                    pending.done.set_exception(e)
+                self._drain(e)
+                return
+            except JournalUnavailableError as e:
+                attempt += 1
+                self.retries += 1
+                delay = random.uniform(0, min(self.max_backoff_s, 0.05 * 2**attempt))  # noqa: S311
+                log.warning("journal_retry", attempt=attempt, delay_s=delay, error=str(e))
+                await asyncio.sleep(delay)
+                continue
+            self.batches += 1
+            for pending in batch:
+                pending.done.set_result(None)
+            return
+
+    def _drain(self, error: FencedError) -> None:
+        """Fail everything still queued: a fenced engine records nothing more."""
+        while not self._queue.empty():
+            pending = self._queue.get_nowait()
+            pending.done.set_exception(error)
+            self._queue.task_done()

@@ -1,0 +1,58 @@
+"""What the journal records: events (orders, acks, states...) and fills."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any, Literal
+
+
+class JournalKind(StrEnum):
+    """Every kind of fact the engine records."""
+
+    ORDER_NEW = "order_new"
+    ORDER_SENT = "order_sent"
+    ORDER_ACKED = "order_acked"
+    ORDER_REJECTED = "order_rejected"
+    ORDER_UNKNOWN = "order_unknown"
+    ORDER_CANCELED = "order_canceled"
+    ORDER_FILLED = "order_filled"
+    TRADING_STATE = "trading_state"
+    MODEL_CHANGE = "model_change"
+    LEADERSHIP = "leadership"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class JournalEvent:
+    """One fact. ``event_id`` makes a retried write idempotent (ON CONFLICT DO NOTHING)."""
+
+    kind: JournalKind
+    body: dict[str, Any]
+    client_order_id: str | None = None
+    event_id: uuid.UUID = field(default_factory=uuid.uuid4)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class FillRecord:
+    """One venue fill; ``(venue, trade_id)`` is unique, so it is recorded exactly once."""
+
+    venue: str
+    trade_id: str
+    client_order_id: str
+    symbol: str
+    side: Literal["buy", "sell"]
+    price: Decimal
+    qty: Decimal
+    fee: Decimal
+    fee_asset: str | None
+    traded_at: datetime
+
+    def __post_init__(self) -> None:
+        if self.price <= 0 or self.qty <= 0:
+            raise ValueError(
+                f"fill {self.venue}/{self.trade_id}: price and qty must be > 0"
+                f" (got {self.price}, {self.qty})"
+            )
