@@ -33,12 +33,14 @@ import numpy as np
 import numpy.typing as npt
 
 from engine.dtypes import ASK, BID, BookLevels, empty_book_levels
-from engine.errors import OffGridError
+from engine.errors import InvalidMarketDataError, OffGridError
 from engine.execution.instruments import Instrument, floats_to_units
 
 # reasons a book view is rejected; also the `reason` label of the resync counter
 CROSSED: Final = "crossed"
 NON_POSITIVE_QUANTITY: Final = "non_positive_quantity"
+NON_POSITIVE_PRICE: Final = "non_positive_price"
+MALFORMED: Final = "malformed_level"
 UNSORTED: Final = "unsorted"
 UPDATE_ID_NOT_INCREASING: Final = "update_id_not_increasing"
 OFF_GRID: Final = "off_grid"
@@ -48,7 +50,13 @@ STALE: Final = "stale"
 
 def _side_arrays(levels: Sequence[Sequence[float]], depth: int) -> npt.NDArray[np.float64]:
     top = [level[:2] for level in levels[:depth]]
+    if any(len(level) != 2 for level in top):
+        raise MalformedLevelError(f"a book level must be [price, amount]; got {top!r}")
     return np.asarray(top, dtype=np.float64).reshape(-1, 2)
+
+
+class MalformedLevelError(InvalidMarketDataError):
+    """A level that is not a [price, amount] pair."""
 
 
 def book_to_levels(
@@ -101,6 +109,8 @@ def integrity_problem(levels: BookLevels, *, previous_update_id: int | None) -> 
         return UPDATE_ID_NOT_INCREASING
     if (levels["qty_lots"] <= 0).any():
         return NON_POSITIVE_QUANTITY
+    if (levels["price_ticks"] <= 0).any():
+        return NON_POSITIVE_PRICE
     is_bid = levels["side"] == BID
     bid_prices = levels["price_ticks"][is_bid]
     ask_prices = levels["price_ticks"][~is_bid]
@@ -128,6 +138,8 @@ def checked_levels(
         )
     except OffGridError:
         return empty_book_levels(), OFF_GRID
+    except MalformedLevelError:
+        return empty_book_levels(), MALFORMED
     problem = integrity_problem(levels, previous_update_id=previous_update_id)
     if problem is not None:
         return empty_book_levels(), problem
