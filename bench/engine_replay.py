@@ -4,7 +4,8 @@
 
 Generates a synthetic file (not timed), replays it through book + features + model + risk +
 strategy + fills, and prints one JSON document: events, wall_s, events_per_s, ns_per_event,
-decision_p50_ns / decision_p99_ns (one event decided by a call from Python), risk_check_ns and
+decision_p50_ns / decision_p99_ns (one event decided by a call from Python with the packed
+state: ``replay_packed``), risk_check_ns and
 inference_ns (mean, measured in a compiled loop), peak_rss_mb (whole process).
 """
 
@@ -30,7 +31,7 @@ from engine.dtypes import BUY, ORDER_LIMIT_POST_ONLY
 from engine.kernels._jit import kernel
 from engine.kernels.layout import BID_PX, FEAT_EWMA_VOL, GF_TOKENS
 from engine.kernels.model_nb import MODEL_MLP, predict
-from engine.kernels.replay_nb import replay_chunk
+from engine.kernels.replay_nb import replay_packed
 from engine.kernels.risk_nb import check_order
 from engine.models.artifact import default_weights
 from engine.replay.config import ReplayConfig
@@ -108,11 +109,11 @@ def run(events: int, seed: int, *, model: str) -> dict[str, Any]:
         single = fresh()
         sample = next(iter(file.chunks(min(events, 200_000))))[1].copy()
         single.run(sample, 0, sample.shape[0] // 2)
-        args = single.kernel_args()
+        ibuf, fbuf, positions, fills, intents = single.packed_args()
         timings = []
         for k in range(sample.shape[0] // 2, sample.shape[0]):
             t0 = time.perf_counter_ns()
-            replay_chunk(sample, k, k + 1, *args)
+            replay_packed(sample, k, k + 1, ibuf, fbuf, positions, fills, intents)
             timings.append(time.perf_counter_ns() - t0)
         lat = np.array(timings, dtype=np.float64)
 

@@ -17,7 +17,7 @@ from typing import Final
 import numpy as np
 
 from engine.dtypes import BOOK_DELTA, BUY, SNAPSHOT_BEGIN, SNAPSHOT_END, TRADE
-from engine.kernels._jit import kernel
+from engine.kernels._jit import inline_kernel, kernel
 from engine.kernels.layout import (
     ASK_PX,
     ASK_QTY,
@@ -92,7 +92,7 @@ def _set_level(px: np.ndarray, qty: np.ndarray, n: int, price: int, lots: int, i
     return n + 1 if n < depth else n
 
 
-@kernel
+@inline_kernel
 def book_apply(
     book: np.ndarray,
     state: np.ndarray,

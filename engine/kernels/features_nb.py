@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from engine.dtypes import BUY
-from engine.kernels._jit import kernel
+from engine.kernels._jit import inline_kernel
 from engine.kernels.layout import (
     ASK_PX,
     ASK_QTY,
@@ -36,7 +36,7 @@ from engine.kernels.layout import (
 )
 
 
-@kernel
+@inline_kernel
 def microprice(bid_px: int, bid_qty: int, ask_px: int, ask_qty: int) -> float:
     """Return the size-weighted mid: leans toward the side with less resting size."""
     total = bid_qty + ask_qty
@@ -45,7 +45,7 @@ def microprice(bid_px: int, bid_qty: int, ask_px: int, ask_qty: int) -> float:
     return (bid_px * ask_qty + ask_px * bid_qty) / total
 
 
-@kernel
+@inline_kernel
 def imbalance(book: np.ndarray, symbol: int, levels: int, n_bid: int, n_ask: int) -> float:
     """Return (bid - ask) / (bid + ask) lots over the top ``levels``, in [-1, 1]."""
     bid = 0
@@ -60,7 +60,7 @@ def imbalance(book: np.ndarray, symbol: int, levels: int, n_bid: int, n_ask: int
     return (bid - ask) / total
 
 
-@kernel
+@inline_kernel
 def update_book_features(
     book: np.ndarray,
     sym_i: np.ndarray,
@@ -99,7 +99,7 @@ def update_book_features(
     return change
 
 
-@kernel
+@inline_kernel
 def update_trade_flow(
     sym_f: np.ndarray,
     features: np.ndarray,

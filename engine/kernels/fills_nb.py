@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from engine.dtypes import BUY, LIQUIDITY_TAKER
-from engine.kernels._jit import kernel
+from engine.kernels._jit import inline_kernel, kernel
 from engine.kernels.layout import (
     ASK_PX,
     ASK_QTY,
@@ -137,7 +137,7 @@ def walk_book(
     return qty - left
 
 
-@kernel
+@inline_kernel
 def passive_fill_from_trade(
     quote_px: int, quote_qty: int, queue_ahead: int, is_bid: bool, trade_px: int, trade_qty: int
 ) -> tuple[int, int]:

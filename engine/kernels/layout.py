@@ -35,7 +35,8 @@ SI_MOVE_DIR: Final = 18
 SI_LATENCY_ARB_FILLS: Final = 19
 SI_LAST_TAKER_NS: Final = 20
 SI_STOPS: Final = 21
-SI_COLUMNS: Final = 22
+SI_PRED_FRESH: Final = 22  # 1 while SF_PREDICTION is the model's output for the current features
+SI_COLUMNS: Final = 23
 
 # --- per-symbol float64 state: float64[symbols, SF_COLUMNS] -----------------------------------
 SF_MID: Final = 0  # ticks; 0 until the book is valid
@@ -45,7 +46,8 @@ SF_FLOW_SIGNED: Final = 3
 SF_FLOW_TOTAL: Final = 4
 SF_ADVERSE: Final = 5  # adverse-selection score, ticks
 SF_PREDICTION: Final = 6  # last model output, ticks
-SF_COLUMNS: Final = 7
+SF_EQUITY: Final = 7  # cash + qty * mid * multiplier, as of the symbol's last processed event
+SF_COLUMNS: Final = 8
 
 # --- features: float64[symbols, N_FEATURES] ---------------------------------------------------
 FEAT_MICRO_OFFSET: Final = 0  # microprice - mid, ticks
@@ -151,3 +153,16 @@ MV_B1: Final = 2
 MV_W2: Final = 3
 MV_B2: Final = 4  # [MV_B2, 0]
 MV_ROWS: Final = 5
+
+# --- packed state: every int64 array in one buffer, every float64 array in another ----------
+# The single-event entry point (engine.kernels.replay_nb.replay_packed) takes these two
+# buffers instead of a dozen arrays: each array argument costs time to cross from Python.
+# The int64 buffer starts with this header; engine.kernels.replay_nb.packed_offsets gives
+# where each array starts.
+PK_SYMBOLS: Final = 0
+PK_DEPTH: Final = 1
+PK_RING: Final = 2  # markout ring capacity
+PK_HIDDEN: Final = 3  # rows of w1
+PK_WIDTH: Final = 4  # columns of the model vector
+PK_MODEL_KIND: Final = 5
+PK_HEADER: Final = 8

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from engine.dtypes import BUY, HALTED, REDUCING
-from engine.kernels._jit import kernel
+from engine.kernels._jit import inline_kernel, kernel
 from engine.kernels.layout import (
     G_MARKOUTS,
     G_MK_COUNT,
@@ -84,7 +84,7 @@ def markout_drain(
     return done
 
 
-@kernel
+@inline_kernel
 def record_reference_move(
     sym_i: np.ndarray, symbol: int, change_ticks: float, min_move_ticks: float, ts_ns: int
 ) -> None:
@@ -107,7 +107,7 @@ def is_latency_arb(sym_i: np.ndarray, symbol: int, side: int, ts_ns: int, window
     return (side == BUY and direction < 0) or (side != BUY and direction > 0)
 
 
-@kernel
+@inline_kernel
 def stop_loss_hit(qty: int, avg_price: float, mid: float, stop_ticks: float) -> bool:
     """Return whether the mid has moved ``stop_ticks`` against the open position."""
     if qty > 0:
@@ -127,7 +127,7 @@ def mark_to_market(positions: np.ndarray, sym_f: np.ndarray, limits: np.ndarray)
     return equity
 
 
-@kernel
+@inline_kernel
 def drawdown_switch(
     g: np.ndarray, gf: np.ndarray, equity: float, reduce_at: float, halt_at: float
 ) -> int:

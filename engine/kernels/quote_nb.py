@@ -21,7 +21,7 @@ from engine.dtypes import (
     ORDER_LIMIT_POST_ONLY,
     SELL,
 )
-from engine.kernels._jit import kernel
+from engine.kernels._jit import inline_kernel, kernel
 from engine.kernels.fills_nb import level_qty, walk_book
 from engine.kernels.layout import (
     ASK_PX,
@@ -121,6 +121,16 @@ def cancel_quote(sym_i: np.ndarray, g: np.ndarray, symbol: int, j: int) -> None:
     sym_i[symbol, SI_Q_AHEAD + j] = 0
 
 
+@inline_kernel
+def _would_act(
+    sym_i: np.ndarray, symbol: int, j: int, price: int, qty: int, requote: float, ts_ns: int
+) -> bool:
+    """Return whether :func:`_maintain` would change anything (its early returns, inverted)."""
+    if sym_i[symbol, SI_Q_QTY + j] > 0:
+        return bool(abs(price - sym_i[symbol, SI_Q_PX + j]) >= requote)
+    return bool(ts_ns >= sym_i[symbol, SI_RETRY_NS + j] and qty > 0)
+
+
 @kernel
 def _maintain(
     book: np.ndarray,
@@ -161,7 +171,7 @@ def _maintain(
     sym_i[symbol, SI_Q_LIVE_NS + j] = ts_ns + int(params[P_LATENCY_NS])
 
 
-@kernel
+@inline_kernel
 def quote_symbol(
     book: np.ndarray,
     sym_i: np.ndarray,
@@ -193,11 +203,10 @@ def quote_symbol(
     best_bid = book[s, BID_PX, 0]
     best_ask = book[s, ASK_PX, 0]
     mid = 0.5 * (best_bid + best_ask)
-    f = features[s]
-    half = params[P_BASE_HALF_SPREAD] + params[P_VOL_MULT] * f[FEAT_EWMA_VOL]
+    half = params[P_BASE_HALF_SPREAD] + params[P_VOL_MULT] * features[s, FEAT_EWMA_VOL]
     half = max(params[P_MIN_HALF_SPREAD], half + params[P_ADVERSE_MULT] * adverse)
     inventory = positions[s]["qty"] / limits[s, RL_MAX_POSITION]
-    fair = mid + f[FEAT_MICRO_OFFSET] + params[P_PREDICTION_WEIGHT] * prediction
+    fair = mid + features[s, FEAT_MICRO_OFFSET] + params[P_PREDICTION_WEIGHT] * prediction
     fair -= params[P_INVENTORY_SKEW] * inventory
     if (
         params[P_TAKER_ENABLED] > 0.0
@@ -228,7 +237,10 @@ def quote_symbol(
     bid = min(bid, best_ask - 1)
     ask = max(ask, best_bid + 1)
     qty = int(params[P_QUOTE_QTY])
-    _maintain(book, sym_i, sym_f, positions, g, gf, limits, corr, params, intents,
-              s, 0, bid, qty, ts_ns)  # fmt: skip
-    _maintain(book, sym_i, sym_f, positions, g, gf, limits, corr, params, intents,
-              s, 1, ask, qty, ts_ns)  # fmt: skip
+    # Most events change nothing: call _maintain (14 arrays across) only when it would act.
+    if _would_act(sym_i, s, 0, bid, qty, params[P_REQUOTE_TICKS], ts_ns):
+        _maintain(book, sym_i, sym_f, positions, g, gf, limits, corr, params, intents,
+                  s, 0, bid, qty, ts_ns)  # fmt: skip
+    if _would_act(sym_i, s, 1, ask, qty, params[P_REQUOTE_TICKS], ts_ns):
+        _maintain(book, sym_i, sym_f, positions, g, gf, limits, corr, params, intents,
+                  s, 1, ask, qty, ts_ns)  # fmt: skip

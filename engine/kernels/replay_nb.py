@@ -29,13 +29,20 @@ from engine.kernels.fills_nb import apply_fill, passive_fill_from_trade, walk_bo
 from engine.kernels.layout import (
     ASK_PX,
     BID_PX,
+    BOOK_ROWS,
     G_BOOK_CODE_BASE,
+    G_COLUMNS,
     G_EVENTS,
     G_LATENCY_ARB,
     G_MK_COUNT,
     G_STOPS,
+    GF_COLUMNS,
+    MK_COLUMNS,
+    MV_ROWS,
+    N_FEATURES,
     P_ADVERSE_ALPHA,
     P_ADVERSE_DECAY,
+    P_COLUMNS,
     P_EWMA_ALPHA,
     P_FLOW_ALPHA,
     P_HALT_DRAWDOWN,
@@ -51,13 +58,24 @@ from engine.kernels.layout import (
     P_STOP_SLIPPAGE_TICKS,
     P_STOP_TICKS,
     P_TAKER_FEE_BPS,
+    PK_DEPTH,
+    PK_HEADER,
+    PK_HIDDEN,
+    PK_MODEL_KIND,
+    PK_RING,
+    PK_SYMBOLS,
+    PK_WIDTH,
     SF_ADVERSE,
+    SF_COLUMNS,
+    SF_EQUITY,
     SF_MID,
     SF_PREDICTION,
+    SI_COLUMNS,
     SI_IN_SNAPSHOT,
     SI_LATENCY_ARB_FILLS,
     SI_N_ASK,
     SI_N_BID,
+    SI_PRED_FRESH,
     SI_Q_AHEAD,
     SI_Q_LIVE_NS,
     SI_Q_PX,
@@ -70,14 +88,13 @@ from engine.kernels.model_nb import predict
 from engine.kernels.posttrade_nb import (
     drawdown_switch,
     is_latency_arb,
-    mark_to_market,
     markout_drain,
     markout_push,
     record_reference_move,
     stop_loss_hit,
 )
 from engine.kernels.quote_nb import cancel_quote, quote_symbol, submit
-from engine.kernels.risk_nb import ACCEPTED, RL_MULTIPLIER
+from engine.kernels.risk_nb import ACCEPTED, RL_COLUMNS, RL_MULTIPLIER
 
 
 @kernel
@@ -150,16 +167,31 @@ def replay_chunk(
     flow_alpha = params[P_FLOW_ALPHA]
     move_ticks = params[P_LATENCY_ARB_MOVE_TICKS]
     markout_ns = int(params[P_MARKOUT_NS])
+    n_symbols = positions.shape[0]
+    # one strided view per field, made once: a record per event is slow on read-only input
+    ev_symbol = events["symbol"]
+    ev_kind = events["kind"]
+    ev_side = events["side"]
+    ev_price = events["price"]
+    ev_qty = events["qty"]
+    ev_ts = events["ts_ns"]
+    ev_seq = events["seq"]
     for k in range(lo, hi):
-        ev = events[k]
-        s = ev["symbol"]
-        kind = ev["kind"]
-        side = ev["side"]
-        price = ev["price"]
-        qty = ev["qty"]
-        ts = ev["ts_ns"]
+        s = ev_symbol[k]
+        kind = ev_kind[k]
+        side = ev_side[k]
+        price = ev_price[k]
+        qty = ev_qty[k]
+        ts = ev_ts[k]
         g[G_EVENTS] += 1
-        code = book_apply(book, sym_i, s, kind, side, price, qty, ev["seq"], ts, stale_ns)
+        # before applying: does a delta land strictly below the top ``levels`` levels?
+        deep = False
+        if kind == BOOK_DELTA:
+            if side == BUY:
+                deep = sym_i[s, SI_N_BID] >= levels and price < book[s, BID_PX, levels - 1]
+            else:
+                deep = sym_i[s, SI_N_ASK] >= levels and price > book[s, ASK_PX, levels - 1]
+        code = book_apply(book, sym_i, s, kind, side, price, qty, ev_seq[k], ts, stale_ns)
         g[G_BOOK_CODE_BASE + code] += 1
         if code >= BOOK_GAP:
             cancel_quote(sym_i, g, s, 0)
@@ -169,6 +201,7 @@ def replay_chunk(
             continue
         if kind == TRADE:
             update_trade_flow(sym_f, features, s, side, qty, flow_alpha)
+            sym_i[s, SI_PRED_FRESH] = 0
             j = 0 if side == SELL else 1  # a seller hits our bid, a buyer lifts our ask
             if sym_i[s, SI_Q_QTY + j] > 0 and ts >= sym_i[s, SI_Q_LIVE_NS + j]:
                 filled, ahead = passive_fill_from_trade(
@@ -184,9 +217,13 @@ def replay_chunk(
                 j = 0 if side == BUY else 1
                 if sym_i[s, SI_Q_PX + j] == price and sym_i[s, SI_Q_AHEAD + j] > qty:
                     sym_i[s, SI_Q_AHEAD + j] = qty
-            change = update_book_features(book, sym_i, sym_f, features, s, levels, alpha)
-            if change != 0.0:
-                record_reference_move(sym_i, s, change, move_ticks, ts)
+            # A delta below the top ``levels`` levels leaves every book feature (and the mid)
+            # exactly as it was: recomputing them would write the same values.
+            if not deep:
+                change = update_book_features(book, sym_i, sym_f, features, s, levels, alpha)
+                sym_i[s, SI_PRED_FRESH] = 0
+                if change != 0.0:
+                    record_reference_move(sym_i, s, change, move_ticks, ts)
             # the market moved onto a resting quote: it trades at the quote's price
             if (
                 sym_i[s, SI_Q_QTY] > 0
@@ -210,7 +247,14 @@ def replay_chunk(
         sym_f[s, SF_ADVERSE] *= params[P_ADVERSE_DECAY]
         if g[G_MK_COUNT] > 0:
             markout_drain(ring, g, sym_f, ts, markout_ns, params[P_ADVERSE_ALPHA])
-        equity = mark_to_market(positions, sym_f, limits)
+        # Mark to market incrementally: only this event's symbol can have a new mid or
+        # position, so only its term is recomputed; the sum runs over the stored terms in
+        # symbol order, exactly like posttrade_nb.mark_to_market (same rounding).
+        p = positions[s]
+        sym_f[s, SF_EQUITY] = p["cash"] + p["qty"] * sym_f[s, SF_MID] * limits[s, RL_MULTIPLIER]
+        equity = 0.0
+        for i in range(n_symbols):
+            equity += sym_f[i, SF_EQUITY]
         drawdown_switch(g, gf, equity, params[P_REDUCE_DRAWDOWN], params[P_HALT_DRAWDOWN])
         pos = positions[s]["qty"]
         if (
@@ -234,8 +278,115 @@ def replay_chunk(
                 walk_book(book, sym_i, positions, fills, g, s, out_side, limit, lots,
                           limits[s, RL_MULTIPLIER], params[P_TAKER_FEE_BPS], ts)  # fmt: skip
             continue
-        prediction = predict(model_kind, features[s], mv, w1, scratch)
-        sym_f[s, SF_PREDICTION] = prediction
+        # The model is a pure function of the feature row (the weights are fixed for a run),
+        # so it runs only when the row may have changed since its last output.
+        if sym_i[s, SI_PRED_FRESH] == 0:
+            sym_f[s, SF_PREDICTION] = predict(model_kind, features[s], mv, w1, scratch)
+            sym_i[s, SI_PRED_FRESH] = 1
+        prediction = sym_f[s, SF_PREDICTION]
         quote_symbol(book, sym_i, sym_f, features, positions, g, gf, limits, corr, params,
                      intents, fills, s, ts, prediction)  # fmt: skip
     return hi - lo
+
+
+@kernel
+def packed_offsets(
+    symbols: int, depth: int, ring: int, hidden: int, width: int
+) -> tuple[int, int, int, int, int, int, int, int, int, int, int, int, int, int, int]:
+    """Return where each array starts in the packed buffers, and each buffer's length.
+
+    ``(book, sym_i, g, ring, int_end, sym_f, features, gf, limits, corr, params, mv, w1,
+    scratch, float_end)``; see ``PK_*`` in the layout.
+    """
+    o_book = PK_HEADER
+    o_sym_i = o_book + symbols * BOOK_ROWS * depth
+    o_g = o_sym_i + symbols * SI_COLUMNS
+    o_ring = o_g + G_COLUMNS
+    i_end = o_ring + ring * MK_COLUMNS
+    o_sym_f = 0
+    o_features = o_sym_f + symbols * SF_COLUMNS
+    o_gf = o_features + symbols * N_FEATURES
+    o_limits = o_gf + GF_COLUMNS
+    o_corr = o_limits + symbols * RL_COLUMNS
+    o_params = o_corr + symbols * symbols
+    o_mv = o_params + P_COLUMNS
+    o_w1 = o_mv + MV_ROWS * width
+    o_scratch = o_w1 + hidden * N_FEATURES
+    f_end = o_scratch + N_FEATURES + hidden
+    return (
+        o_book,
+        o_sym_i,
+        o_g,
+        o_ring,
+        i_end,
+        o_sym_f,
+        o_features,
+        o_gf,
+        o_limits,
+        o_corr,
+        o_params,
+        o_mv,
+        o_w1,
+        o_scratch,
+        f_end,
+    )
+
+
+@kernel
+def replay_packed(
+    events: np.ndarray,
+    lo: int,
+    hi: int,
+    ibuf: np.ndarray,
+    fbuf: np.ndarray,
+    positions: np.ndarray,
+    fills: np.ndarray,
+    intents: np.ndarray,
+) -> int:
+    """Run :func:`replay_chunk` on state packed into two flat buffers (``PK_*`` layout).
+
+    Same result as ``replay_chunk`` on the unpacked arrays (they are views of the buffers);
+    this entry point exists because a call from Python pays per array argument.
+    """
+    n = ibuf[PK_SYMBOLS]
+    depth = ibuf[PK_DEPTH]
+    cap = ibuf[PK_RING]
+    hidden = ibuf[PK_HIDDEN]
+    width = ibuf[PK_WIDTH]
+    (
+        o_book,
+        o_sym_i,
+        o_g,
+        o_ring,
+        i_end,
+        o_sym_f,
+        o_features,
+        o_gf,
+        o_limits,
+        o_corr,
+        o_params,
+        o_mv,
+        o_w1,
+        o_scratch,
+        f_end,
+    ) = packed_offsets(n, depth, cap, hidden, width)
+    return replay_chunk(
+        events, lo, hi,
+        ibuf[o_book:o_sym_i].reshape((n, BOOK_ROWS, depth)),
+        ibuf[o_sym_i:o_g].reshape((n, SI_COLUMNS)),
+        fbuf[o_sym_f:o_features].reshape((n, SF_COLUMNS)),
+        fbuf[o_features:o_gf].reshape((n, N_FEATURES)),
+        positions,
+        ibuf[o_g:o_ring],
+        fbuf[o_gf:o_limits],
+        fbuf[o_limits:o_corr].reshape((n, RL_COLUMNS)),
+        fbuf[o_corr:o_params].reshape((n, n)),
+        fbuf[o_params:o_mv],
+        ibuf[PK_MODEL_KIND],
+        fbuf[o_mv:o_w1].reshape((MV_ROWS, width)),
+        fbuf[o_w1:o_scratch].reshape((hidden, N_FEATURES)),
+        fbuf[o_scratch:f_end],
+        ibuf[o_ring:i_end].reshape((cap, MK_COLUMNS)),
+        fills,
+        intents,
+    )  # fmt: skip

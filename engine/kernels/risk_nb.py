@@ -16,7 +16,7 @@ from typing import Final
 import numpy as np
 
 from engine.dtypes import ACTIVE, BUY, HALTED, LIQUIDITY_MAKER, LIQUIDITY_TAKER, ORDER_IOC
-from engine.kernels._jit import kernel
+from engine.kernels._jit import inline_kernel, kernel
 from engine.kernels.layout import (
     ASK_PX,
     ASK_QTY,
@@ -72,7 +72,7 @@ RL_MAX_DEPTH_FRACTION: Final = 5  # of the visible lots on the side the order me
 RL_COLUMNS: Final = 6
 
 
-@kernel
+@inline_kernel
 def worst_case_position(position: int, open_buy: int, open_sell: int, side: int, qty: int) -> int:
     """Return the position if this order and every open order on its side filled."""
     if side == BUY:
@@ -80,7 +80,7 @@ def worst_case_position(position: int, open_buy: int, open_sell: int, side: int,
     return position - open_sell - qty
 
 
-@kernel
+@inline_kernel
 def is_reducing(position: int, open_buy: int, open_sell: int, side: int, qty: int) -> bool:
     """Return whether the order only shrinks the position, never flipping it."""
     after = worst_case_position(position, open_buy, open_sell, side, qty)
@@ -89,7 +89,7 @@ def is_reducing(position: int, open_buy: int, open_sell: int, side: int, qty: in
     return position > 0 and after >= 0
 
 
-@kernel
+@inline_kernel
 def portfolio_exposure(
     positions: np.ndarray,
     sym_f: np.ndarray,
@@ -193,7 +193,7 @@ def check_order(
     return ACCEPTED
 
 
-@kernel
+@inline_kernel
 def choose_liquidity(
     edge_ticks: float,
     half_spread_ticks: float,

@@ -8,11 +8,11 @@ from typing import Any
 import numpy as np
 
 from engine.dtypes import FILL_DTYPE, INTENT_DTYPE, TRADING_STATE_NAMES, empty_positions
-from engine.kernels.book_nb import BOOK_CODE_NAMES, new_book
+from engine.kernels.book_nb import BOOK_CODE_NAMES
 from engine.kernels.layout import (
+    BOOK_ROWS,
     G_BOOK_CODE_BASE,
     G_CANCELS,
-    G_COLUMNS,
     G_DENY_BASE,
     G_EVENTS,
     G_FILLS,
@@ -23,24 +23,35 @@ from engine.kernels.layout import (
     G_STOPS,
     G_TAKER_ORDERS,
     G_TRADING_STATE,
-    GF_COLUMNS,
     GF_EQUITY,
     GF_MAX_DRAWDOWN,
     GF_TOKENS,
     MK_COLUMNS,
+    MV_ROWS,
     N_FEATURES,
+    PK_DEPTH,
+    PK_HIDDEN,
+    PK_MODEL_KIND,
+    PK_RING,
+    PK_SYMBOLS,
+    PK_WIDTH,
     SF_ADVERSE,
     SF_COLUMNS,
+    SI_COLUMNS,
 )
-from engine.kernels.replay_nb import replay_chunk
-from engine.kernels.risk_nb import DENY_REASON_NAMES
+from engine.kernels.replay_nb import packed_offsets, replay_packed
+from engine.kernels.risk_nb import DENY_REASON_NAMES, RL_COLUMNS
 from engine.models.artifact import ModelWeights
 from engine.replay.config import ReplayConfig
 
 
 @dataclass(kw_only=True)
 class EngineState:
-    """Caller-owned buffers of the replay kernel (see ``engine.kernels.layout``)."""
+    """Caller-owned buffers of the replay kernel (see ``engine.kernels.layout``).
+
+    The int64 and float64 arrays are views into two flat buffers, ``ibuf`` and ``fbuf``, so
+    one event can be decided from Python with a handful of arguments (``replay_packed``).
+    """
 
     symbols: tuple[str, ...]
     book: np.ndarray
@@ -60,6 +71,10 @@ class EngineState:
     ring: np.ndarray
     fills: np.ndarray
     intents: np.ndarray
+    ibuf: np.ndarray
+    """Every int64 array above, packed (``PK_*`` in ``engine.kernels.layout``)."""
+    fbuf: np.ndarray
+    """Every float64 array above, packed."""
 
     @classmethod
     def create(
@@ -75,29 +90,65 @@ class EngineState:
     ) -> EngineState:
         """Allocate every buffer for these symbols; logs keep the first N fills/intents."""
         n = len(symbols)
-        book, sym_i = new_book(n, config.book_depth)
-        kind, mv, w1, scratch = weights.kernel_arrays()
-        gf = np.zeros(GF_COLUMNS, dtype=np.float64)
+        depth = config.book_depth
+        cap = config.markout_capacity
+        kind, mv, w1, _ = weights.kernel_arrays()
+        hidden, width = w1.shape[0], mv.shape[1]
+        (
+            o_book,
+            o_sym_i,
+            o_g,
+            o_ring,
+            i_end,
+            o_sym_f,
+            o_features,
+            o_gf,
+            o_limits,
+            o_corr,
+            o_params,
+            o_mv,
+            o_w1,
+            o_scratch,
+            f_end,
+        ) = packed_offsets(n, depth, cap, hidden, width)
+        ibuf = np.zeros(i_end, dtype=np.int64)
+        ibuf[PK_SYMBOLS], ibuf[PK_DEPTH], ibuf[PK_RING] = n, depth, cap
+        ibuf[PK_HIDDEN], ibuf[PK_WIDTH], ibuf[PK_MODEL_KIND] = hidden, width, kind
+        fbuf = np.zeros(f_end, dtype=np.float64)
+        # every array below is a view into ibuf / fbuf: change them in place, never rebind
+        gf = fbuf[o_gf:o_limits]
         gf[GF_TOKENS] = config.risk.order_burst
+        limits = fbuf[o_limits:o_corr].reshape(n, RL_COLUMNS)
+        limits[:] = config.limits(tick_size, lot_size)
+        corr = fbuf[o_corr:o_params].reshape(n, n)
+        corr[:] = config.correlation(n)
+        params = fbuf[o_params:o_mv]
+        params[:] = config.params()
+        mv_view = fbuf[o_mv:o_w1].reshape(MV_ROWS, width)
+        mv_view[:] = mv
+        w1_view = fbuf[o_w1:o_scratch].reshape(hidden, N_FEATURES)
+        w1_view[:] = w1
         return cls(
             symbols=symbols,
-            book=book,
-            sym_i=sym_i,
-            sym_f=np.zeros((n, SF_COLUMNS), dtype=np.float64),
-            features=np.zeros((n, N_FEATURES), dtype=np.float64),
+            book=ibuf[o_book:o_sym_i].reshape(n, BOOK_ROWS, depth),
+            sym_i=ibuf[o_sym_i:o_g].reshape(n, SI_COLUMNS),
+            sym_f=fbuf[o_sym_f:o_features].reshape(n, SF_COLUMNS),
+            features=fbuf[o_features:o_gf].reshape(n, N_FEATURES),
             positions=empty_positions(n),
-            g=np.zeros(G_COLUMNS, dtype=np.int64),
+            g=ibuf[o_g:o_ring],
             gf=gf,
-            limits=config.limits(tick_size, lot_size),
-            corr=config.correlation(n),
-            params=config.params(),
+            limits=limits,
+            corr=corr,
+            params=params,
             model_kind=kind,
-            mv=mv,
-            w1=w1,
-            scratch=scratch,
-            ring=np.zeros((config.markout_capacity, MK_COLUMNS), dtype=np.int64),
+            mv=mv_view,
+            w1=w1_view,
+            scratch=fbuf[o_scratch:f_end],
+            ring=ibuf[o_ring:i_end].reshape(cap, MK_COLUMNS),
             fills=np.zeros(fill_capacity, dtype=FILL_DTYPE),
             intents=np.zeros(intent_capacity, dtype=INTENT_DTYPE),
+            ibuf=ibuf,
+            fbuf=fbuf,
         )
 
     def kernel_args(self) -> tuple[Any, ...]:
@@ -108,10 +159,15 @@ class EngineState:
             self.w1, self.scratch, self.ring, self.fills, self.intents,
         )  # fmt: skip
 
+    def packed_args(self) -> tuple[np.ndarray, ...]:
+        """Return the state arguments of ``replay_packed`` after ``events, lo, hi``."""
+        return self.ibuf, self.fbuf, self.positions, self.fills, self.intents
+
     def run(self, events: np.ndarray, lo: int = 0, hi: int | None = None) -> int:
         """Process ``events[lo:hi]`` with the compiled kernel; return the count."""
         end = events.shape[0] if hi is None else hi
-        return int(replay_chunk(events, lo, end, *self.kernel_args()))
+        return int(replay_packed(events, lo, end, self.ibuf, self.fbuf, self.positions,
+                                 self.fills, self.intents))  # fmt: skip
 
     def logged_fills(self) -> np.ndarray:
         """Return the fills that fit in the log."""

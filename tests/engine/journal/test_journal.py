@@ -181,4 +181,3 @@ async def test_kill_9_mid_stream_loses_no_acked_batch_and_leaves_no_partial_one(
     assert set(acked) <= set(per_batch)  # nothing acknowledged is lost
     assert set(per_batch.values()) == {100}  # every batch whole: none half-written
     assert sorted(per_batch) == list(range(len(per_batch)))  # no hole before the kill
-
