@@ -109,11 +109,12 @@ def run(events: int, seed: int, *, model: str) -> dict[str, Any]:
         single = fresh()
         sample = next(iter(file.chunks(min(events, 200_000))))[1].copy()
         single.run(sample, 0, sample.shape[0] // 2)
-        ibuf, fbuf, positions, fills, intents = single.packed_args()
+        arena = single.arena
+        sample_bytes = sample.view(np.uint8)
         timings = []
         for k in range(sample.shape[0] // 2, sample.shape[0]):
             t0 = time.perf_counter_ns()
-            replay_packed(sample, k, k + 1, ibuf, fbuf, positions, fills, intents)
+            replay_packed(sample_bytes, k, k + 1, arena)
             timings.append(time.perf_counter_ns() - t0)
         lat = np.array(timings, dtype=np.float64)
 

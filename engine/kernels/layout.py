@@ -154,15 +154,17 @@ MV_W2: Final = 3
 MV_B2: Final = 4  # [MV_B2, 0]
 MV_ROWS: Final = 5
 
-# --- packed state: every int64 array in one buffer, every float64 array in another ----------
-# The single-event entry point (engine.kernels.replay_nb.replay_packed) takes these two
-# buffers instead of a dozen arrays: each array argument costs time to cross from Python.
-# The int64 buffer starts with this header; engine.kernels.replay_nb.packed_offsets gives
-# where each array starts.
+# --- packed state: every array of the engine in one byte arena -----------------------------
+# The single-event entry point (engine.kernels.replay_nb.replay_packed) takes this arena
+# instead of a dozen arrays: every array argument costs time to cross from Python. The
+# arena holds, in order, the int64 words (this header first), the float64 words, then the
+# positions, fills and intents records; engine.kernels.replay_nb.arena_offsets says where.
 PK_SYMBOLS: Final = 0
 PK_DEPTH: Final = 1
 PK_RING: Final = 2  # markout ring capacity
 PK_HIDDEN: Final = 3  # rows of w1
 PK_WIDTH: Final = 4  # columns of the model vector
 PK_MODEL_KIND: Final = 5
+PK_FILL_CAPACITY: Final = 6
+PK_INTENT_CAPACITY: Final = 7
 PK_HEADER: Final = 8

@@ -10,14 +10,20 @@ same result as one long call.
 
 from __future__ import annotations
 
+from typing import Final
+
 import numpy as np
 
 from engine.dtypes import (
     BOOK_DELTA,
     BUY,
+    EVENT_DTYPE,
+    FILL_DTYPE,
     FILL_FLAG_LATENCY_ARB,
+    INTENT_DTYPE,
     LIQUIDITY_MAKER,
     ORDER_IOC,
+    POSITION_DTYPE,
     SELL,
     SNAPSHOT_END,
     TRADE,
@@ -59,8 +65,10 @@ from engine.kernels.layout import (
     P_STOP_TICKS,
     P_TAKER_FEE_BPS,
     PK_DEPTH,
+    PK_FILL_CAPACITY,
     PK_HEADER,
     PK_HIDDEN,
+    PK_INTENT_CAPACITY,
     PK_MODEL_KIND,
     PK_RING,
     PK_SYMBOLS,
@@ -332,27 +340,52 @@ def packed_offsets(
     )
 
 
-@kernel
-def replay_packed(
-    events: np.ndarray,
-    lo: int,
-    hi: int,
-    ibuf: np.ndarray,
-    fbuf: np.ndarray,
-    positions: np.ndarray,
-    fills: np.ndarray,
-    intents: np.ndarray,
-) -> int:
-    """Run :func:`replay_chunk` on state packed into two flat buffers (``PK_*`` layout).
+# record sizes as plain ints: numba reads a global int as a constant, not a dtype's attribute
+_POSITION_BYTES: Final = POSITION_DTYPE.itemsize
+_FILL_BYTES: Final = FILL_DTYPE.itemsize
+_INTENT_BYTES: Final = INTENT_DTYPE.itemsize
 
-    Same result as ``replay_chunk`` on the unpacked arrays (they are views of the buffers);
-    this entry point exists because a call from Python pays per array argument.
+
+@kernel
+def arena_offsets(
+    symbols: int, depth: int, ring: int, hidden: int, width: int, fill_cap: int, intent_cap: int
+) -> tuple[int, int, int, int, int, int]:
+    """Return the arena's byte offsets: ``(floats, positions, fills, intents, end)`` after 0.
+
+    The int64 words start at byte 0, then the float64 words, then the record arrays; every
+    record size is a multiple of 8, so every section stays 8-byte aligned.
     """
-    n = ibuf[PK_SYMBOLS]
-    depth = ibuf[PK_DEPTH]
-    cap = ibuf[PK_RING]
-    hidden = ibuf[PK_HIDDEN]
-    width = ibuf[PK_WIDTH]
+    offsets = packed_offsets(symbols, depth, ring, hidden, width)
+    o_floats = offsets[4] * 8
+    o_positions = o_floats + offsets[14] * 8
+    o_fills = o_positions + symbols * _POSITION_BYTES
+    o_intents = o_fills + fill_cap * _FILL_BYTES
+    end = o_intents + intent_cap * _INTENT_BYTES
+    return 0, o_floats, o_positions, o_fills, o_intents, end
+
+
+@kernel
+def replay_packed(event_bytes: np.ndarray, lo: int, hi: int, arena: np.ndarray) -> int:
+    """Run :func:`replay_chunk` on the state packed in one byte arena (``PK_*`` layout).
+
+    Same result as ``replay_chunk`` on the unpacked arrays (they are views of the arena);
+    this entry point exists because a call from Python pays per array argument, and more
+    for a record array: numba types a structured array in Python on every call (~300 ns),
+    a plain one in C. So the events arrive as a ``uint8`` view (``events.view(np.uint8)``)
+    and are viewed back as records here.
+    """
+    events = event_bytes.view(EVENT_DTYPE)
+    header = arena[0 : PK_HEADER * 8].view(np.int64)
+    n = header[PK_SYMBOLS]
+    depth = header[PK_DEPTH]
+    cap = header[PK_RING]
+    hidden = header[PK_HIDDEN]
+    width = header[PK_WIDTH]
+    _, o_floats, o_positions, o_fills, o_intents, end = arena_offsets(
+        n, depth, cap, hidden, width, header[PK_FILL_CAPACITY], header[PK_INTENT_CAPACITY]
+    )
+    ibuf = arena[0:o_floats].view(np.int64)
+    fbuf = arena[o_floats:o_positions].view(np.float64)
     (
         o_book,
         o_sym_i,
@@ -376,17 +409,17 @@ def replay_packed(
         ibuf[o_sym_i:o_g].reshape((n, SI_COLUMNS)),
         fbuf[o_sym_f:o_features].reshape((n, SF_COLUMNS)),
         fbuf[o_features:o_gf].reshape((n, N_FEATURES)),
-        positions,
+        arena[o_positions:o_fills].view(POSITION_DTYPE),
         ibuf[o_g:o_ring],
         fbuf[o_gf:o_limits],
         fbuf[o_limits:o_corr].reshape((n, RL_COLUMNS)),
         fbuf[o_corr:o_params].reshape((n, n)),
         fbuf[o_params:o_mv],
-        ibuf[PK_MODEL_KIND],
+        header[PK_MODEL_KIND],
         fbuf[o_mv:o_w1].reshape((MV_ROWS, width)),
         fbuf[o_w1:o_scratch].reshape((hidden, N_FEATURES)),
         fbuf[o_scratch:f_end],
         ibuf[o_ring:i_end].reshape((cap, MK_COLUMNS)),
-        fills,
-        intents,
+        arena[o_fills:o_intents].view(FILL_DTYPE),
+        arena[o_intents:end].view(INTENT_DTYPE),
     )  # fmt: skip

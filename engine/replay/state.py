@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.dtypes import FILL_DTYPE, INTENT_DTYPE, TRADING_STATE_NAMES, empty_positions
+from engine.dtypes import FILL_DTYPE, INTENT_DTYPE, POSITION_DTYPE, TRADING_STATE_NAMES
 from engine.kernels.book_nb import BOOK_CODE_NAMES
 from engine.kernels.layout import (
     BOOK_ROWS,
@@ -30,7 +30,9 @@ from engine.kernels.layout import (
     MV_ROWS,
     N_FEATURES,
     PK_DEPTH,
+    PK_FILL_CAPACITY,
     PK_HIDDEN,
+    PK_INTENT_CAPACITY,
     PK_MODEL_KIND,
     PK_RING,
     PK_SYMBOLS,
@@ -39,7 +41,7 @@ from engine.kernels.layout import (
     SF_COLUMNS,
     SI_COLUMNS,
 )
-from engine.kernels.replay_nb import packed_offsets, replay_packed
+from engine.kernels.replay_nb import arena_offsets, packed_offsets, replay_packed
 from engine.kernels.risk_nb import DENY_REASON_NAMES, RL_COLUMNS
 from engine.models.artifact import ModelWeights
 from engine.replay.config import ReplayConfig
@@ -49,8 +51,9 @@ from engine.replay.config import ReplayConfig
 class EngineState:
     """Caller-owned buffers of the replay kernel (see ``engine.kernels.layout``).
 
-    The int64 and float64 arrays are views into two flat buffers, ``ibuf`` and ``fbuf``, so
-    one event can be decided from Python with a handful of arguments (``replay_packed``).
+    Every array is a view into one byte ``arena`` (int64 words, float64 words, then the
+    record arrays), so one event can be decided from Python with four arguments
+    (``replay_packed``). Change the arrays in place; never rebind them.
     """
 
     symbols: tuple[str, ...]
@@ -75,6 +78,8 @@ class EngineState:
     """Every int64 array above, packed (``PK_*`` in ``engine.kernels.layout``)."""
     fbuf: np.ndarray
     """Every float64 array above, packed."""
+    arena: np.ndarray
+    """All of the above in one byte buffer (``replay_packed``'s single state argument)."""
 
     @classmethod
     def create(
@@ -111,10 +116,15 @@ class EngineState:
             o_scratch,
             f_end,
         ) = packed_offsets(n, depth, cap, hidden, width)
-        ibuf = np.zeros(i_end, dtype=np.int64)
+        _, o_floats, o_positions, o_fills, o_intents, end = arena_offsets(
+            n, depth, cap, hidden, width, fill_capacity, intent_capacity
+        )
+        arena = np.zeros(end, dtype=np.uint8)
+        ibuf = arena[0:o_floats].view(np.int64)
         ibuf[PK_SYMBOLS], ibuf[PK_DEPTH], ibuf[PK_RING] = n, depth, cap
         ibuf[PK_HIDDEN], ibuf[PK_WIDTH], ibuf[PK_MODEL_KIND] = hidden, width, kind
-        fbuf = np.zeros(f_end, dtype=np.float64)
+        ibuf[PK_FILL_CAPACITY], ibuf[PK_INTENT_CAPACITY] = fill_capacity, intent_capacity
+        fbuf = arena[o_floats:o_positions].view(np.float64)
         # every array below is a view into ibuf / fbuf: change them in place, never rebind
         gf = fbuf[o_gf:o_limits]
         gf[GF_TOKENS] = config.risk.order_burst
@@ -134,7 +144,7 @@ class EngineState:
             sym_i=ibuf[o_sym_i:o_g].reshape(n, SI_COLUMNS),
             sym_f=fbuf[o_sym_f:o_features].reshape(n, SF_COLUMNS),
             features=fbuf[o_features:o_gf].reshape(n, N_FEATURES),
-            positions=empty_positions(n),
+            positions=arena[o_positions:o_fills].view(POSITION_DTYPE),
             g=ibuf[o_g:o_ring],
             gf=gf,
             limits=limits,
@@ -145,10 +155,11 @@ class EngineState:
             w1=w1_view,
             scratch=fbuf[o_scratch:f_end],
             ring=ibuf[o_ring:i_end].reshape(cap, MK_COLUMNS),
-            fills=np.zeros(fill_capacity, dtype=FILL_DTYPE),
-            intents=np.zeros(intent_capacity, dtype=INTENT_DTYPE),
+            fills=arena[o_fills:o_intents].view(FILL_DTYPE),
+            intents=arena[o_intents:end].view(INTENT_DTYPE),
             ibuf=ibuf,
             fbuf=fbuf,
+            arena=arena,
         )
 
     def kernel_args(self) -> tuple[Any, ...]:
@@ -159,15 +170,10 @@ class EngineState:
             self.w1, self.scratch, self.ring, self.fills, self.intents,
         )  # fmt: skip
 
-    def packed_args(self) -> tuple[np.ndarray, ...]:
-        """Return the state arguments of ``replay_packed`` after ``events, lo, hi``."""
-        return self.ibuf, self.fbuf, self.positions, self.fills, self.intents
-
     def run(self, events: np.ndarray, lo: int = 0, hi: int | None = None) -> int:
         """Process ``events[lo:hi]`` with the compiled kernel; return the count."""
         end = events.shape[0] if hi is None else hi
-        return int(replay_packed(events, lo, end, self.ibuf, self.fbuf, self.positions,
-                                 self.fills, self.intents))  # fmt: skip
+        return int(replay_packed(events.view(np.uint8), lo, end, self.arena))
 
     def logged_fills(self) -> np.ndarray:
         """Return the fills that fit in the log."""
