@@ -144,6 +144,8 @@ P_HALT_DRAWDOWN: Final = 40
 P_MAX_EXPOSURE: Final = 50  # sqrt(e' C e), quote currency
 P_ORDERS_PER_S: Final = 51
 P_ORDER_BURST: Final = 52
+# mode: 1.0 = live (fills come from the venue, never simulated); 0.0 = replay with fill model
+P_LIVE: Final = 53
 P_COLUMNS: Final = 56
 
 # --- model vector: float64[MV_ROWS, width] (width = max(features, hidden)) --------------------

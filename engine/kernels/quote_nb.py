@@ -39,6 +39,7 @@ from engine.kernels.layout import (
     P_BASE_HALF_SPREAD,
     P_INVENTORY_SKEW,
     P_LATENCY_NS,
+    P_LIVE,
     P_MAKER_FEE_BPS,
     P_MAKER_FILL_PROB,
     P_MIN_HALF_SPREAD,
@@ -228,6 +229,7 @@ def quote_symbol(
             )  # fmt: skip
             if code == ACCEPTED:
                 g[G_TAKER_ORDERS] += 1
+            if code == ACCEPTED and params[P_LIVE] == 0.0:  # live: the venue fills it
                 walk_book(
                     book, sym_i, positions, fills, g, s, side, price, qty,
                     limits[s, RL_MULTIPLIER], params[P_TAKER_FEE_BPS], ts_ns,

@@ -22,6 +22,7 @@ from engine.dtypes import (
     FILL_FLAG_LATENCY_ARB,
     INTENT_DTYPE,
     LIQUIDITY_MAKER,
+    LIQUIDITY_TAKER,
     ORDER_IOC,
     POSITION_DTYPE,
     SELL,
@@ -56,6 +57,7 @@ from engine.kernels.layout import (
     P_LATENCY_ARB_MOVE_TICKS,
     P_LATENCY_ARB_PENALTY,
     P_LATENCY_ARB_WINDOW_NS,
+    P_LIVE,
     P_MAKER_FEE_BPS,
     P_MARKOUT_NS,
     P_REDUCE_DRAWDOWN,
@@ -142,6 +144,50 @@ def _passive_fill(
 
 
 @kernel
+def live_fill(
+    positions: np.ndarray,
+    fills: np.ndarray,
+    g: np.ndarray,
+    sym_i: np.ndarray,
+    sym_f: np.ndarray,
+    ring: np.ndarray,
+    limits: np.ndarray,
+    params: np.ndarray,
+    symbol: int,
+    side: int,
+    price: int,
+    qty: int,
+    maker: bool,
+    ts_ns: int,
+) -> None:
+    """Book one venue fill of ours: position, markout, latency-arb check, resting quote.
+
+    The live counterpart of the fill model: a maker fill shrinks the resting quote on its
+    side (so the strategy requotes once it is gone); fees follow the venue's schedule.
+    """
+    flags = 0
+    if maker and is_latency_arb(sym_i, symbol, side, ts_ns, int(params[P_LATENCY_ARB_WINDOW_NS])):
+        flags = FILL_FLAG_LATENCY_ARB
+        g[G_LATENCY_ARB] += 1
+        sym_i[symbol, SI_LATENCY_ARB_FILLS] += 1
+        sym_f[symbol, SF_ADVERSE] += params[P_LATENCY_ARB_PENALTY]
+    fee_bps = params[P_MAKER_FEE_BPS] if maker else params[P_TAKER_FEE_BPS]
+    liquidity = LIQUIDITY_MAKER if maker else LIQUIDITY_TAKER
+    apply_fill(positions, fills, g, symbol, side, price, qty, limits[symbol, RL_MULTIPLIER],
+               fee_bps, liquidity, ts_ns, flags)  # fmt: skip
+    markout_push(ring, g, ts_ns, symbol, side, price)
+    if maker:
+        j = 0 if side == BUY else 1
+        left = sym_i[symbol, SI_Q_QTY + j] - qty
+        if left <= 0:
+            sym_i[symbol, SI_Q_PX + j] = 0
+            sym_i[symbol, SI_Q_QTY + j] = 0
+            sym_i[symbol, SI_Q_AHEAD + j] = 0
+        else:
+            sym_i[symbol, SI_Q_QTY + j] = left
+
+
+@kernel
 def replay_chunk(
     events: np.ndarray,
     lo: int,
@@ -175,6 +221,9 @@ def replay_chunk(
     flow_alpha = params[P_FLOW_ALPHA]
     move_ticks = params[P_LATENCY_ARB_MOVE_TICKS]
     markout_ns = int(params[P_MARKOUT_NS])
+    # Live: the same decisions, but fills only ever come from the venue (live_fill); the
+    # fill model below is replay's stand-in for it.
+    simulate = params[P_LIVE] == 0.0
     n_symbols = positions.shape[0]
     # one strided view per field, made once: a record per event is slow on read-only input
     ev_symbol = events["symbol"]
@@ -211,7 +260,7 @@ def replay_chunk(
             update_trade_flow(sym_f, features, s, side, qty, flow_alpha)
             sym_i[s, SI_PRED_FRESH] = 0
             j = 0 if side == SELL else 1  # a seller hits our bid, a buyer lifts our ask
-            if sym_i[s, SI_Q_QTY + j] > 0 and ts >= sym_i[s, SI_Q_LIVE_NS + j]:
+            if simulate and sym_i[s, SI_Q_QTY + j] > 0 and ts >= sym_i[s, SI_Q_LIVE_NS + j]:
                 filled, ahead = passive_fill_from_trade(
                     sym_i[s, SI_Q_PX + j], sym_i[s, SI_Q_QTY + j], sym_i[s, SI_Q_AHEAD + j],
                     j == 0, price, qty,
@@ -234,14 +283,16 @@ def replay_chunk(
                     record_reference_move(sym_i, s, change, move_ticks, ts)
             # the market moved onto a resting quote: it trades at the quote's price
             if (
-                sym_i[s, SI_Q_QTY] > 0
+                simulate
+                and sym_i[s, SI_Q_QTY] > 0
                 and ts >= sym_i[s, SI_Q_LIVE_NS]
                 and sym_i[s, SI_Q_PX] >= book[s, ASK_PX, 0]
             ):
                 _passive_fill(positions, fills, g, sym_i, sym_f, ring, limits, params,
                               s, 0, sym_i[s, SI_Q_QTY], ts)  # fmt: skip
             if (
-                sym_i[s, SI_Q_QTY + 1] > 0
+                simulate
+                and sym_i[s, SI_Q_QTY + 1] > 0
                 and ts >= sym_i[s, SI_Q_LIVE_NS + 1]
                 and sym_i[s, SI_Q_PX + 1] <= book[s, BID_PX, 0]
             ):
@@ -281,8 +332,9 @@ def replay_chunk(
             slip = int(params[P_STOP_SLIPPAGE_TICKS])
             limit = book[s, BID_PX, 0] - slip if pos > 0 else book[s, ASK_PX, 0] + slip
             lots = abs(pos)
-            if submit(book, sym_i, sym_f, positions, g, gf, limits, corr, params, intents,
-                      s, out_side, limit, lots, ORDER_IOC, ts) == ACCEPTED:  # fmt: skip
+            code = submit(book, sym_i, sym_f, positions, g, gf, limits, corr, params, intents,
+                          s, out_side, limit, lots, ORDER_IOC, ts)  # fmt: skip
+            if code == ACCEPTED and simulate:  # live: the venue fills it
                 walk_book(book, sym_i, positions, fills, g, s, out_side, limit, lots,
                           limits[s, RL_MULTIPLIER], params[P_TAKER_FEE_BPS], ts)  # fmt: skip
             continue

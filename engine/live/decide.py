@@ -1,0 +1,298 @@
+"""Live decisions: venue market data in, the replay kernels run, order actions out.
+
+The live engine runs the very kernels of replay (``engine.kernels.replay_nb``) with
+``P_LIVE`` set: the fill model is off, fills come from the venue (:meth:`apply_fill`).
+Market data is batched: feeds append events to a bounded buffer and one kernel call
+decides them all, so the cost of crossing into numba is paid per batch, not per message.
+
+What the kernel decides comes out two ways:
+
+- **desired quotes**: per symbol and side, the price and size the strategy wants resting
+  (``SI_Q_PX``/``SI_Q_QTY``; 0 = none). Every quote there passed the risk kernel. The
+  order manager makes the venue match them (place, replace, cancel).
+- **IOC intents**: taker and stop-loss orders, read from the intent log after each batch.
+
+Each book view from the feed (top N levels, already integrity-checked) becomes a snapshot
+(``SNAPSHOT_BEGIN``, one delta per level, ``SNAPSHOT_END``); trades become ``TRADE``
+events. Sequence numbers are assigned here per symbol, so the kernel's gap check guards
+this module's own bookkeeping.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Final
+
+import numpy as np
+
+from engine.dtypes import (
+    BOOK_DELTA,
+    BUY,
+    EVENT_DTYPE,
+    HALTED,
+    ORDER_IOC,
+    SELL,
+    SNAPSHOT_BEGIN,
+    SNAPSHOT_END,
+    TRADE,
+    BookLevels,
+    Trades,
+)
+from engine.kernels.layout import (
+    G_INTENTS,
+    G_TRADING_STATE,
+    GF_EQUITY,
+    P_LIVE,
+    SF_MID,
+    SI_Q_PX,
+    SI_Q_QTY,
+    SI_RETRY_NS,
+    SI_VALID,
+)
+from engine.kernels.replay_nb import live_fill
+from engine.live.release import Release
+from engine.replay.state import EngineState
+
+DEFAULT_BUFFER_EVENTS: Final = 65_536
+INTENT_LOG: Final = 4_096
+FILL_LOG: Final = 1_024
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Quote:
+    """What the strategy wants resting on one side of one symbol (qty 0: nothing)."""
+
+    symbol_id: int
+    side: int  # BUY or SELL
+    price_ticks: int
+    qty_lots: int
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class TakerIntent:
+    """An accepted immediate-or-cancel order (taker or stop-loss)."""
+
+    symbol_id: int
+    side: int
+    price_ticks: int  # limit price
+    qty_lots: int
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Decision:
+    """The outcome of one batch."""
+
+    events: int
+    takers: tuple[TakerIntent, ...]
+    kernel_state: int  # the kernel's trading state after the batch (drawdown switch)
+    lost_intents: int  # IOC intents past the log's capacity (not sent; counted)
+    oldest_receive_ns: int  # perf_counter_ns of the earliest message in the batch
+
+
+class LiveDecider:
+    """Owns the kernel state of one live engine and the buffer of pending events.
+
+    Not thread-safe: every call comes from the engine's event loop.
+    """
+
+    def __init__(self, release: Release, *, tick_size: tuple[float, ...],
+                 lot_size: tuple[float, ...],
+                 buffer_events: int = DEFAULT_BUFFER_EVENTS) -> None:  # fmt: skip
+        self.release = release
+        n = len(release.symbols)
+        if len(tick_size) != n or len(lot_size) != n:
+            raise ValueError(f"need a tick and lot size for each of the {n} symbols")
+        self.state = EngineState.create(
+            symbols=release.symbols,
+            tick_size=tick_size,
+            lot_size=lot_size,
+            config=release.config,
+            weights=release.model,
+            fill_capacity=FILL_LOG,
+            intent_capacity=INTENT_LOG,
+        )
+        self.state.params[P_LIVE] = 1.0
+        self._depth = release.config.book_depth
+        self._buffer = np.zeros(buffer_events, dtype=EVENT_DTYPE)
+        self._pending = 0
+        self._seq = np.zeros(n, dtype=np.int64)
+        self._oldest_receive_ns = 0
+        self.events_decided = 0
+        self.batches = 0
+
+    # --- market data in ---------------------------------------------------------------
+    @property
+    def pending(self) -> int:
+        """Return how many events wait for the next :meth:`decide`."""
+        return self._pending
+
+    def room(self) -> int:
+        """Return how many more events fit before :meth:`decide` must run."""
+        return self._buffer.shape[0] - self._pending
+
+    def add_book_view(self, levels: BookLevels, *, received_ns: int | None = None) -> None:
+        """Queue one book view (all levels of one symbol) as a snapshot.
+
+        Raises:
+            BufferError: the buffer is full; call :meth:`decide` first.
+        """
+        if levels.shape[0] == 0:
+            return
+        s = int(levels["symbol_id"][0])
+        bids = levels[levels["side"] == BUY][: self._depth]
+        asks = levels[levels["side"] == SELL][: self._depth]
+        count = bids.shape[0] + asks.shape[0] + 2
+        rows = self._claim(count, received_ns)
+        ts = int(levels["ts_ns"][0])
+        first = int(self._seq[s]) + 1
+        rows["ts_ns"] = ts
+        rows["symbol"] = s
+        rows["seq"] = np.arange(first, first + count, dtype=np.int64)
+        rows["kind"][0] = SNAPSHOT_BEGIN
+        rows["kind"][1:-1] = BOOK_DELTA
+        rows["kind"][-1] = SNAPSHOT_END
+        rows["side"][0] = rows["side"][-1] = 0
+        rows["price"][0] = rows["price"][-1] = 0
+        rows["qty"][0] = rows["qty"][-1] = 0
+        nb = bids.shape[0]
+        body = rows[1:-1]
+        body["side"][:nb] = BUY
+        body["side"][nb:] = SELL
+        body["price"][:nb] = bids["price_ticks"]
+        body["price"][nb:] = asks["price_ticks"]
+        body["qty"][:nb] = bids["qty_lots"]
+        body["qty"][nb:] = asks["qty_lots"]
+        self._seq[s] = first + count - 1
+
+    def add_trades(self, trades: Trades, *, received_ns: int | None = None) -> None:
+        """Queue public trades (in trade id order).
+
+        Raises:
+            BufferError: the buffer is full; call :meth:`decide` first.
+        """
+        count = trades.shape[0]
+        if count == 0:
+            return
+        rows = self._claim(count, received_ns)
+        rows["ts_ns"] = trades["ts_ns"]
+        rows["symbol"] = trades["symbol_id"]
+        rows["kind"] = TRADE
+        rows["side"] = trades["side"]
+        rows["price"] = trades["price_ticks"]
+        rows["qty"] = trades["qty_lots"]
+        for k in range(count):  # per-symbol sequence; batches are small
+            s = int(trades["symbol_id"][k])
+            self._seq[s] += 1
+            rows["seq"][k] = self._seq[s]
+
+    def _claim(self, count: int, received_ns: int | None) -> np.ndarray:
+        if count > self.room():
+            raise BufferError(
+                f"event buffer full ({self._pending} pending of {self._buffer.shape[0]})"
+            )
+        if self._pending == 0:
+            self._oldest_receive_ns = received_ns or time.perf_counter_ns()
+        rows = self._buffer[self._pending : self._pending + count]
+        self._pending += count
+        return rows
+
+    # --- decisions out ----------------------------------------------------------------
+    def decide(self, trading_state: int) -> Decision:
+        """Run the kernels over every pending event under ``trading_state``.
+
+        The kernel may lower the state further (drawdown switch); the returned
+        ``kernel_state`` says so, and the caller lowers the trading gate to match.
+        """
+        g = self.state.g
+        # the operator's gate is an upper bound; the kernel's own lowering is kept
+        g[G_TRADING_STATE] = max(int(g[G_TRADING_STATE]), trading_state)
+        g[G_INTENTS] = 0
+        events = self._pending
+        if events:
+            self.state.run(self._buffer, 0, events)
+        logged = min(int(g[G_INTENTS]), INTENT_LOG)
+        intents = self.state.intents[:logged]
+        takers = tuple(
+            TakerIntent(
+                symbol_id=int(it["symbol"]),
+                side=int(it["side"]),
+                price_ticks=int(it["price"]),
+                qty_lots=int(it["qty"]),
+            )
+            for it in intents
+            if it["deny_reason"] == 0 and it["order_type"] == ORDER_IOC
+        )
+        decision = Decision(
+            events=events,
+            takers=takers,
+            kernel_state=int(g[G_TRADING_STATE]),
+            lost_intents=int(g[G_INTENTS]) - logged,
+            oldest_receive_ns=self._oldest_receive_ns,
+        )
+        self._pending = 0
+        self.events_decided += events
+        self.batches += 1
+        return decision
+
+    def reset_trading_state(self, state: int) -> None:
+        """Set the kernel's trading state outright (an operator raised the gate)."""
+        self.state.g[G_TRADING_STATE] = state
+
+    def desired_quotes(self) -> list[Quote]:
+        """Return every symbol's desired bid and ask (qty 0 where none is wanted)."""
+        si = self.state.sym_i
+        halted = int(self.state.g[G_TRADING_STATE]) >= HALTED
+        out = []
+        for s in range(si.shape[0]):
+            for j, side in ((0, BUY), (1, SELL)):
+                qty = 0 if halted else int(si[s, SI_Q_QTY + j])
+                out.append(
+                    Quote(
+                        symbol_id=s,
+                        side=side,
+                        price_ticks=int(si[s, SI_Q_PX + j]) if qty else 0,
+                        qty_lots=qty,
+                    )
+                )
+        return out
+
+    def quote_gone(self, symbol_id: int, side: int, *, retry_after_ns: int = 0) -> None:
+        """Forget the desired quote on one side (the venue canceled or refused it)."""
+        j = 0 if side == BUY else 1
+        si = self.state.sym_i
+        si[symbol_id, SI_Q_PX + j] = 0
+        si[symbol_id, SI_Q_QTY + j] = 0
+        if retry_after_ns:
+            si[symbol_id, SI_RETRY_NS + j] = retry_after_ns
+
+    def apply_fill(self, *, symbol_id: int, side: int, price_ticks: int, qty_lots: int,
+                   maker: bool, ts_ns: int) -> None:  # fmt: skip
+        """Book one venue fill of ours into the kernel state."""
+        st = self.state
+        live_fill(st.positions, st.fills, st.g, st.sym_i, st.sym_f, st.ring, st.limits,
+                  st.params, symbol_id, side, price_ticks, qty_lots, maker, ts_ns)  # fmt: skip
+
+    def set_position(self, symbol_id: int, *, qty_lots: int, avg_price_ticks: float) -> None:
+        """Load a position rebuilt from the journal (startup, before any decision)."""
+        p = self.state.positions[symbol_id]
+        p["qty"] = qty_lots
+        p["avg_price"] = avg_price_ticks
+
+    # --- status -----------------------------------------------------------------------
+    def book_valid(self, symbol_id: int) -> bool:
+        """Return whether the kernel holds a valid book for the symbol."""
+        return bool(self.state.sym_i[symbol_id, SI_VALID] == 1)
+
+    def mid_ticks(self, symbol_id: int) -> float:
+        """Return the symbol's last mid in ticks (0 before its first valid book)."""
+        return float(self.state.sym_f[symbol_id, SF_MID])
+
+    def positions_lots(self) -> dict[str, int]:
+        """Return each symbol's kernel position in lots."""
+        p = self.state.positions
+        return {name: int(p[i]["qty"]) for i, name in enumerate(self.release.symbols)}
+
+    def equity(self) -> float:
+        """Return the kernel's mark-to-market equity (quote currency, since start)."""
+        return float(self.state.gf[GF_EQUITY])

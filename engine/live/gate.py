@@ -1,0 +1,105 @@
+"""The trading gate: the one trading state every part of the live engine obeys.
+
+Thread-safe on purpose: the control server and the kill-switch poller run on their own
+thread (so they answer while the strategy loop is stuck), and they must be able to stop
+order sending on the loop's thread without waiting for it. Lowering is allowed to anyone
+(any component that sees trouble); raising only through :meth:`TradingGate.raise_to`,
+which the operator paths call.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from engine.dtypes import ACTIVE, HALTED, REDUCING, TRADING_STATE_NAMES
+
+__all__ = ["ACTIVE", "HALTED", "REDUCING", "GateChange", "TradingGate"]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class GateChange:
+    """One change of the trading state, for the journal and the audit trail."""
+
+    before: int
+    after: int
+    reason: str
+    by: str
+    at_ns: int
+
+    @property
+    def names(self) -> tuple[str, str]:
+        """Return the before/after states by name."""
+        return TRADING_STATE_NAMES[self.before], TRADING_STATE_NAMES[self.after]
+
+
+class TradingGate:
+    """ACTIVE / REDUCING / HALTED, plus the reasons that hold it down.
+
+    ``allows_new_orders`` and ``allows_reducing_orders`` are what the order path checks
+    right before each send; ``halted`` is an event so a sender blocked elsewhere can see
+    a halt without polling.
+    """
+
+    def __init__(self, state: int = ACTIVE) -> None:
+        if state not in (ACTIVE, REDUCING, HALTED):
+            raise ValueError(f"trading state must be one of {TRADING_STATE_NAMES} (got {state})")
+        self._lock = threading.Lock()
+        self._state = state
+        self.halted = threading.Event()
+        if state == HALTED:
+            self.halted.set()
+        self._listeners: list[Callable[[GateChange], None]] = []
+        self.history: list[GateChange] = []
+
+    @property
+    def state(self) -> int:
+        """Return the current state (an int of engine.dtypes)."""
+        return self._state
+
+    @property
+    def name(self) -> str:
+        """Return the current state's name."""
+        return TRADING_STATE_NAMES[self._state]
+
+    def allows_new_orders(self) -> bool:
+        """Return whether an order that may grow a position can be sent now."""
+        return self._state == ACTIVE
+
+    def allows_reducing_orders(self) -> bool:
+        """Return whether an order that only shrinks a position can be sent now."""
+        return self._state != HALTED
+
+    def on_change(self, listener: Callable[[GateChange], None]) -> None:
+        """Call ``listener`` (on the changing thread) after every change."""
+        self._listeners.append(listener)
+
+    def lower(self, state: int, *, reason: str, by: str) -> bool:
+        """Lower the state to ``state`` if that is lower; return whether it changed."""
+        return self._set(state, reason=reason, by=by, only_lower=True)
+
+    def raise_to(self, state: int, *, reason: str, by: str) -> bool:
+        """Set any state (operator paths only); return whether it changed."""
+        return self._set(state, reason=reason, by=by, only_lower=False)
+
+    def _set(self, state: int, *, reason: str, by: str, only_lower: bool) -> bool:
+        if state not in (ACTIVE, REDUCING, HALTED):
+            raise ValueError(f"trading state must be one of {TRADING_STATE_NAMES} (got {state})")
+        with self._lock:
+            before = self._state
+            if state == before or (only_lower and state < before):
+                return False
+            self._state = state
+            if state == HALTED:
+                self.halted.set()
+            else:
+                self.halted.clear()
+            change = GateChange(
+                before=before, after=state, reason=reason, by=by, at_ns=time.time_ns()
+            )
+            self.history.append(change)
+        for listener in self._listeners:
+            listener(change)
+        return True

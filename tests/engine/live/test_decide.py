@@ -1,0 +1,114 @@
+"""Live decisions: book views and trades through the real kernels, fills from the venue."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from engine.dtypes import (
+    ACTIVE,
+    BUY,
+    HALTED,
+    REDUCING,
+    SELL,
+    empty_book_levels,
+    empty_trades,
+)
+from engine.live.decide import LiveDecider
+from engine.live.release import Release
+
+TICK = (0.01, 0.01)
+LOT = (0.001, 0.001)
+
+
+def release(**strategy: object) -> Release:
+    return Release.from_mapping(
+        {
+            "version": "t1",
+            "symbols": ["BTC/USDT", "ETH/USDT"],
+            "model": {"builtin": "linear"},
+            "strategy": {"taker_enabled": False, **strategy},
+        },
+        source="test",
+    )
+
+
+def view(
+    symbol: int, bid: int, ask: int, *, levels: int = 5, qty: int = 400, ts: int = 1
+) -> np.ndarray:
+    out = empty_book_levels(2 * levels)
+    for k in range(levels):
+        out[k] = (ts, symbol, BUY, bid - k, qty, 1)
+        out[levels + k] = (ts, symbol, SELL, ask + k, qty, 1)
+    return out
+
+
+def decider(**strategy: object) -> LiveDecider:
+    return LiveDecider(release(**strategy), tick_size=TICK, lot_size=LOT)
+
+
+def test_a_book_view_yields_risk_checked_quotes_inside_the_band() -> None:
+    d = decider()
+    d.add_book_view(view(0, 6_000_000, 6_000_010))
+    decision = d.decide(ACTIVE)
+    assert decision.events == 5 + 5 + 2
+    assert d.book_valid(0)
+    assert not d.book_valid(1)
+    quotes = {(q.symbol_id, q.side): q for q in d.desired_quotes()}
+    bid, ask = quotes[(0, BUY)], quotes[(0, SELL)]
+    assert bid.qty_lots == ask.qty_lots == 5
+    assert bid.price_ticks < ask.price_ticks
+    assert 6_000_000 - 50 <= bid.price_ticks <= 6_000_009  # never crosses the best ask
+    assert 6_000_001 <= ask.price_ticks <= 6_000_010 + 50
+    assert quotes[(1, BUY)].qty_lots == 0  # no book, no quote
+
+
+def test_halted_gate_withdraws_every_quote_and_reducing_blocks_new_risk() -> None:
+    d = decider()
+    d.add_book_view(view(0, 6_000_000, 6_000_010))
+    d.decide(ACTIVE)
+    d.add_book_view(view(0, 6_000_000, 6_000_010, ts=2))
+    d.decide(HALTED)
+    assert all(q.qty_lots == 0 for q in d.desired_quotes())
+    fresh = decider()
+    fresh.add_book_view(view(0, 6_000_000, 6_000_010))
+    fresh.decide(REDUCING)  # flat: every quote would add risk
+    assert all(q.qty_lots == 0 for q in fresh.desired_quotes())
+
+
+def test_venue_fill_moves_the_position_and_consumes_the_quote() -> None:
+    d = decider()
+    d.add_book_view(view(0, 6_000_000, 6_000_010))
+    d.decide(ACTIVE)
+    bid = next(q for q in d.desired_quotes() if q.symbol_id == 0 and q.side == BUY)
+    d.apply_fill(symbol_id=0, side=BUY, price_ticks=bid.price_ticks, qty_lots=2, maker=True,
+                 ts_ns=5)  # fmt: skip
+    assert d.positions_lots() == {"BTC/USDT": 2, "ETH/USDT": 0}
+    left = next(q for q in d.desired_quotes() if q.symbol_id == 0 and q.side == BUY)
+    assert left.qty_lots == bid.qty_lots - 2
+    d.apply_fill(symbol_id=0, side=BUY, price_ticks=bid.price_ticks, qty_lots=3, maker=True,
+                 ts_ns=6)  # fmt: skip
+    gone = next(q for q in d.desired_quotes() if q.symbol_id == 0 and q.side == BUY)
+    assert gone.qty_lots == 0
+
+
+def test_live_mode_never_simulates_a_fill_from_public_trades() -> None:
+    d = decider()
+    d.add_book_view(view(0, 6_000_000, 6_000_010))
+    d.decide(ACTIVE)
+    trades = empty_trades(3)
+    for k in range(3):  # sellers sweep far through our bid: replay would fill us
+        trades[k] = (10 + k, 0, SELL, 5_990_000, 1_000, 100 + k)
+    d.add_trades(trades)
+    d.decide(ACTIVE)
+    assert d.positions_lots()["BTC/USDT"] == 0
+
+
+def test_full_buffer_is_refused_not_overwritten() -> None:
+    d = LiveDecider(release(), tick_size=TICK, lot_size=LOT, buffer_events=20)
+    d.add_book_view(view(0, 6_000_000, 6_000_010))  # 12 events
+    with pytest.raises(BufferError, match="event buffer full"):
+        d.add_book_view(view(1, 300_000, 300_010))
+    assert d.pending == 12
+    assert d.decide(ACTIVE).events == 12
+    assert d.room() == 20
