@@ -22,10 +22,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Final
 
 import numpy as np
 
+from engine.data.format import EventHeader
+from engine.data.writer import EventWriter
 from engine.dtypes import (
     BOOK_DELTA,
     BUY,
@@ -87,7 +90,7 @@ class Decision:
     takers: tuple[TakerIntent, ...]
     kernel_state: int  # the kernel's trading state after the batch (drawdown switch)
     lost_intents: int  # IOC intents past the log's capacity (not sent; counted)
-    oldest_receive_ns: int  # perf_counter_ns of the earliest message in the batch
+    oldest_receive_ns: int  # time.monotonic_ns() of the earliest message in the batch
 
 
 class LiveDecider:
@@ -113,6 +116,7 @@ class LiveDecider:
             intent_capacity=INTENT_LOG,
         )
         self.state.params[P_LIVE] = 1.0
+        self._ticks, self._lots = tuple(tick_size), tuple(lot_size)
         self._depth = release.config.book_depth
         self._buffer = np.zeros(buffer_events, dtype=EVENT_DTYPE)
         self._pending = 0
@@ -120,6 +124,34 @@ class LiveDecider:
         self._oldest_receive_ns = 0
         self.events_decided = 0
         self.batches = 0
+        self._recorder: EventWriter | None = None
+        self._recorded_ts = 0
+
+    # --- recording ----------------------------------------------------------------------
+    def record_to(self, path: Path) -> None:
+        """Record every decided event to ``path`` in the replay file format."""
+        header = EventHeader(
+            symbols=self.release.symbols,
+            tick_size=self._ticks,
+            lot_size=self._lots,
+        )
+        self._recorder = EventWriter(path, header)
+
+    def close_recording(self) -> None:
+        """Finish the recording file (make it visible under its name)."""
+        if self._recorder is not None:
+            self._recorder.close()
+            self._recorder = None
+
+    def _record(self, events: np.ndarray) -> None:
+        if self._recorder is None:
+            return
+        rows = events.copy()
+        # Feeds stamp venue times, and books and trades interleave: replay files must be
+        # time-ordered, so a late stamp is raised to the last one written (never reordered).
+        rows["ts_ns"] = np.maximum.accumulate(np.maximum(rows["ts_ns"], self._recorded_ts))
+        self._recorded_ts = int(rows["ts_ns"][-1])
+        self._recorder.append(rows)
 
     # --- market data in ---------------------------------------------------------------
     @property
@@ -192,7 +224,7 @@ class LiveDecider:
                 f"event buffer full ({self._pending} pending of {self._buffer.shape[0]})"
             )
         if self._pending == 0:
-            self._oldest_receive_ns = received_ns or time.perf_counter_ns()
+            self._oldest_receive_ns = received_ns or time.monotonic_ns()
         rows = self._buffer[self._pending : self._pending + count]
         self._pending += count
         return rows
@@ -210,6 +242,7 @@ class LiveDecider:
         g[G_INTENTS] = 0
         events = self._pending
         if events:
+            self._record(self._buffer[:events])
             self.state.run(self._buffer, 0, events)
         logged = min(int(g[G_INTENTS]), INTENT_LOG)
         intents = self.state.intents[:logged]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -112,3 +114,29 @@ def test_full_buffer_is_refused_not_overwritten() -> None:
     assert d.pending == 12
     assert d.decide(ACTIVE).events == 12
     assert d.room() == 20
+
+
+def test_recorded_live_events_replay_to_the_same_book(tmp_path: Path) -> None:
+    from engine.data.format import EventFile
+    from engine.replay.state import EngineState
+
+    d = decider()
+    path = tmp_path / "live.npy"
+    d.record_to(path)
+    d.add_book_view(view(0, 6_000_000, 6_000_010, ts=100))
+    trades = empty_trades(1)
+    trades[0] = (50, 0, BUY, 6_000_010, 3, 7)  # stamped earlier than the book: raised to 100
+    d.add_trades(trades)
+    d.decide(ACTIVE)
+    d.add_book_view(view(0, 6_000_001, 6_000_011, ts=200))
+    d.decide(ACTIVE)
+    d.close_recording()
+    file = EventFile.open(path)  # validates: dtype, sizes, sorted timestamps
+    events = file.read_all()
+    assert events.shape[0] == 12 + 1 + 12
+    assert events["ts_ns"][12] == 100
+    replayed = EngineState.create(symbols=file.header.symbols, tick_size=file.header.tick_size,
+                                  lot_size=file.header.lot_size, config=d.release.config,
+                                  weights=d.release.model)  # fmt: skip
+    replayed.run(events)
+    assert np.array_equal(replayed.book[0], d.state.book[0])
