@@ -1,7 +1,9 @@
 """``bot4``: the command line of the platform.
 
-Exit codes: 0 success; 1 the operation failed (the message says what to do); 2 bad
-arguments or configuration; 3 ``stack status`` found something unhealthy.
+Exit codes: 0 success; 1 the operation failed (the message says what to do; ``engine
+halt``: neither the kill-switch flag nor any engine was reached, or an engine could not
+verify its halt); 2 bad arguments or configuration; 3 ``stack status`` found something
+unhealthy.
 """
 
 from __future__ import annotations
@@ -59,6 +61,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     configure_data_parser(commands.add_parser("data", help="generate or inspect event files"))
 
+    _engine_parser(commands.add_parser("engine", help="control running engines"))
+
     demo = commands.add_parser(
         "demo", help="bring the stack up, run a round trip through every server, bring it down"
     )
@@ -67,13 +71,58 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _engine_parser(engine: argparse.ArgumentParser) -> None:
+    actions = engine.add_subparsers(dest="engine_command", required=True, metavar="ACTION")
+    halt = actions.add_parser(
+        "halt",
+        help="engage the desk kill switch and halt the running engines (cancel all, verified)",
+        description=(
+            "Engage the kill-switch flag in PostgreSQL (every engine polls it) and call"
+            " POST /admin/halt on each engine's control endpoint that answers. Succeeds if"
+            " either path worked; exit 1 if neither did or an engine could not verify."
+        ),
+    )
+    resume = actions.add_parser(
+        "resume",
+        help="disengage the desk kill switch (engines stay HALTED unless --engines)",
+        description="Disengage the kill-switch flag; with --engines also resume the engines.",
+    )
+    resume.add_argument(
+        "--engines", action="store_true", help="also POST /admin/resume to each engine"
+    )
+    resume.add_argument("--reason", required=True, help="why (kept with the flag)")
+    # a halt must be one short command in an emergency: its reason has a default
+    halt.add_argument(
+        "--reason", default="emergency halt from the bot4 CLI", help="why (kept with the flag)"
+    )
+    for sub in (halt, resume):
+        sub.add_argument("--by", default=None, help="who asks (default: the OS user)")
+        sub.add_argument(
+            "--color", choices=("blue", "green", "all"), default="all", help="engines to call"
+        )
+        sub.add_argument(
+            "--token-file", default=None, help="file holding the engines' control token"
+        )
+        sub.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for each path")
+        sub.add_argument("--json", action="store_true", help="print a JSON document")
+
+
 def _handler(args: argparse.Namespace) -> Handler:
-    from bot4.commands import db_migrate, demo, stack_down, stack_status, stack_up
+    from bot4.commands import (
+        db_migrate,
+        demo,
+        engine_halt,
+        engine_resume,
+        stack_down,
+        stack_status,
+        stack_up,
+    )
 
     if args.command == "stack":
         return {"up": stack_up, "down": stack_down, "status": stack_status}[args.stack_command]
-    if args.command == "db":
-        return db_migrate
+    if args.command in ("db", "engine"):
+        engine = {"halt": engine_halt, "resume": engine_resume}
+        return db_migrate if args.command == "db" else engine[args.engine_command]
     if args.command == "exchange-sim":
         from infra.exchange_sim.cli import run_command
 

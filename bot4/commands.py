@@ -10,6 +10,7 @@ from infra.stack.errors import StackError
 
 EXIT_OK = 0
 EXIT_FAILED = 1
+EXIT_USAGE = 2
 EXIT_UNHEALTHY = 3
 
 
@@ -104,3 +105,125 @@ def demo(args: argparse.Namespace, settings: Settings) -> int:
     from bot4.demo import run_demo
 
     return run_demo(settings, as_json=args.json, keep_running=args.keep_running)
+
+
+def engine_halt(args: argparse.Namespace, settings: Settings) -> int:
+    """Engage the kill-switch flag and halt every reachable engine; verify."""
+    return _engine_command(args, settings, engaged=True)
+
+
+def engine_resume(args: argparse.Namespace, settings: Settings) -> int:
+    """Disengage the kill-switch flag (and, with --engines, resume the engines)."""
+    return _engine_command(args, settings, engaged=False)
+
+
+def _engine_command(args: argparse.Namespace, settings: Settings, *, engaged: bool) -> int:
+    import asyncio
+    from pathlib import Path
+
+    token = ""
+    if args.token_file:
+        try:
+            token = Path(args.token_file).read_text().strip()
+        except OSError as e:
+            console.error(f"--token-file: cannot read {args.token_file}: {e.strerror}")
+            return EXIT_USAGE
+    return asyncio.run(_engine_paths(args, settings, token=token, engaged=engaged))
+
+
+async def _engine_paths(
+    args: argparse.Namespace, settings: Settings, *, token: str, engaged: bool
+) -> int:
+    import getpass
+
+    by: str = args.by or getpass.getuser()
+    flag = await _set_flag(settings, args, by, engaged)
+    flag_ok = "error" not in flag
+    action = "halt" if engaged else ("resume" if args.engines else None)
+    engines = [] if action is None else await _call_engines(args, settings, action, by, token)
+    document: dict[str, object] = {"kill_switch": flag, "engines": engines}
+    answered = [e for e in engines if e["reached"]]
+    refused = [e for e in answered if not e["ok"]]
+    document["ok"] = (flag_ok or bool(answered)) and not refused
+    if args.json:
+        console.print_json(document)
+    else:
+        _say_engine_outcome(document, engaged=engaged)
+    for engine in refused:
+        console.error(f"engine {engine['color']} at {engine['url']}: {engine['error']}")
+    if not flag_ok and not answered:
+        what = "halted" if engaged else "resumed"
+        console.error(
+            f"nothing was {what}: the kill-switch flag could not be written"
+            f" ({document['kill_switch']}) and no engine control endpoint answered."
+            " Check BOT4_DB__DSN and the engines' ports (bot4 stack status); for a halt,"
+            " cancel the orders at the venue directly."
+        )
+    return EXIT_OK if document["ok"] else EXIT_FAILED
+
+
+async def _set_flag(
+    settings: Settings, args: argparse.Namespace, by: str, engaged: bool
+) -> dict[str, object]:
+    import asyncpg
+
+    from engine.live.killswitch import set_kill_switch
+
+    try:
+        connection = await asyncpg.connect(settings.db.effective_dsn(), timeout=args.timeout)
+        try:
+            state = await set_kill_switch(connection, engaged=engaged, reason=args.reason, by=by)
+        finally:
+            await connection.close()
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
+        return {"error": f"{type(e).__name__}: {e}"}
+    return state.as_json()
+
+
+async def _call_engines(
+    args: argparse.Namespace, settings: Settings, action: str, by: str, token: str
+) -> list[dict[str, object]]:
+    import asyncio
+
+    from engine.live.control import ControlUnreachableError, post_admin
+
+    ports = {"blue": settings.engine.blue_control_port, "green": settings.engine.green_control_port}
+    colors = list(ports) if args.color == "all" else [args.color]
+
+    async def call(color: str) -> dict[str, object]:
+        url = f"http://{settings.engine.host}:{ports[color]}"
+        row: dict[str, object] = {"color": color, "url": url, "reached": False, "ok": False}
+        if not token:
+            return row | {"error": "no control token: pass --token-file"}
+        payload = {"reason": args.reason, "by": by}
+        try:
+            answer = await post_admin(
+                url, action, token=token, payload=payload, timeout_s=args.timeout
+            )
+        except ControlUnreachableError as e:
+            return row | {"error": str(e)}
+        row |= {"reached": True, "status": answer.status, "answer": answer.body}
+        if answer.status == 200:
+            return row | {"ok": True}
+        return row | {"error": f"HTTP {answer.status}: {answer.body.get('error', answer.body)}"}
+
+    return list(await asyncio.gather(*(call(color) for color in colors)))
+
+
+def _say_engine_outcome(document: dict[str, object], *, engaged: bool) -> None:
+    flag = document["kill_switch"]
+    assert isinstance(flag, dict)
+    if "error" in flag:
+        console.say(f"kill switch: NOT written ({flag['error']})")
+    else:
+        console.say(f"kill switch: {'ENGAGED' if flag['engaged'] else 'disengaged'}")
+    engines = document["engines"]
+    assert isinstance(engines, list)
+    rows = [
+        [e["color"], e["url"], "yes" if e["reached"] else "no", "ok" if e["ok"] else e["error"]]
+        for e in engines
+    ]
+    if rows:
+        console.print_table(["engine", "url", "reached", "outcome"], rows)
+    if engaged and "error" not in flag and not any(e["reached"] for e in engines):
+        console.say("no engine answered; running engines halt on their next poll of the flag")
