@@ -73,6 +73,18 @@ def _parser() -> argparse.ArgumentParser:
 
 def _engine_parser(engine: argparse.ArgumentParser) -> None:
     actions = engine.add_subparsers(dest="engine_command", required=True, metavar="ACTION")
+    from engine.live.cli import configure_run_parser
+
+    configure_run_parser(
+        actions.add_parser(
+            "run",
+            help="run one engine color: market data, decisions, orders, journal, control",
+            description=(
+                "Run the trading engine of one color with a release manifest. It contends"
+                " for the trading lease; the loser runs as a warm standby (shadow)."
+            ),
+        )
+    )
     halt = actions.add_parser(
         "halt",
         help="engage the desk kill switch and halt the running engines (cancel all, verified)",
@@ -101,7 +113,12 @@ def _engine_parser(engine: argparse.ArgumentParser) -> None:
             "--color", choices=("blue", "green", "all"), default="all", help="engines to call"
         )
         sub.add_argument(
-            "--token-file", default=None, help="file holding the engines' control token"
+            "--token-file",
+            default=None,
+            help=(
+                "file holding the engines' control token (default: BOT4_ENGINE__CONTROL_TOKEN,"
+                " else <home>/engine/control.token)"
+            ),
         )
         sub.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for each path")
         sub.add_argument("--json", action="store_true", help="print a JSON document")
@@ -121,7 +138,9 @@ def _handler(args: argparse.Namespace) -> Handler:
     if args.command == "stack":
         return {"up": stack_up, "down": stack_down, "status": stack_status}[args.stack_command]
     if args.command in ("db", "engine"):
-        engine = {"halt": engine_halt, "resume": engine_resume}
+        from engine.live.cli import run_engine_command
+
+        engine = {"halt": engine_halt, "resume": engine_resume, "run": run_engine_command}
         return db_migrate if args.command == "db" else engine[args.engine_command]
     if args.command == "exchange-sim":
         from infra.exchange_sim.cli import run_command

@@ -121,6 +121,8 @@ def _engine_command(args: argparse.Namespace, settings: Settings, *, engaged: bo
     import asyncio
     from pathlib import Path
 
+    from engine.live.run import control_token_path
+
     token = ""
     if args.token_file:
         try:
@@ -128,6 +130,10 @@ def _engine_command(args: argparse.Namespace, settings: Settings, *, engaged: bo
         except OSError as e:
             console.error(f"--token-file: cannot read {args.token_file}: {e.strerror}")
             return EXIT_USAGE
+    elif settings.engine.control_token is not None:
+        token = settings.engine.control_token.get_secret_value()
+    elif control_token_path(settings).exists():
+        token = control_token_path(settings).read_text().strip()
     return asyncio.run(_engine_paths(args, settings, token=token, engaged=engaged))
 
 

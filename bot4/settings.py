@@ -182,6 +182,20 @@ class EngineSettings(_Group):
     host: str = Field(default=LOOPBACK, description="Address engine control servers bind.")
     blue_control_port: Port = Field(default=9101, description="Control port of engine blue.")
     green_control_port: Port = Field(default=9102, description="Control port of engine green.")
+    control_token: SecretStr | None = Field(
+        default=None,
+        description=(
+            "Bearer token of the engines' admin routes (>= 16 characters). Default: a random"
+            " token created once in <home>/engine/control.token (mode 0600)."
+        ),
+    )
+
+    @field_validator("control_token")
+    @classmethod
+    def _long_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("control_token must have at least 16 characters")
+        return value
 
 
 class WorkerSettings(_Group):

@@ -37,7 +37,10 @@ class JournalEvent:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class FillRecord:
-    """One venue fill; ``(venue, trade_id)`` is unique, so it is recorded exactly once."""
+    """One venue fill; ``(venue, symbol, trade_id)`` is unique: recorded exactly once.
+
+    Venues number trades per symbol (Binance does), so the trade id alone is not a key.
+    """
 
     venue: str
     trade_id: str

@@ -62,10 +62,15 @@ class RecoveryConfig:
     Attributes:
         orphans: what to do with open venue orders of ours unknown to the journal.
         tolerance: largest balance difference per asset still taken as equal.
+        cancel_resting: cancel every order of ours still resting (journal-known ones too)
+            before the balance check. Resting orders can fill while recovery reads
+            balances, which would make the check race the market; the strategy
+            requotes anyway once it trades again.
     """
 
     orphans: Literal["cancel", "adopt"] = "cancel"
     tolerance: Decimal = Decimal("0.00000001")
+    cancel_resting: bool = True
 
     def __post_init__(self) -> None:
         if self.orphans not in ("cancel", "adopt"):
@@ -183,6 +188,8 @@ async def recover(
     live = manager.table.live()
     await asyncio.gather(*(_reconcile(manager, order) for order in live))
     canceled, adopted = await _orphans(manager, config)
+    if config.cancel_resting:
+        await manager.cancel_all()
     fills_recorded = await manager.poll_fills()
     for position in manager.positions.values():
         await manager.store.put(position)

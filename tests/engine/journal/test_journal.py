@@ -45,12 +45,12 @@ async def leader(pool: asyncpg.Pool, instance: str = "blue") -> int:
     return epoch
 
 
-def fill(trade_id: str, qty: str = "0.5") -> FillRecord:
+def fill(trade_id: str, qty: str = "0.5", symbol: str = "BTC/USDT") -> FillRecord:
     return FillRecord(
         venue="binance",
         trade_id=trade_id,
         client_order_id="blue-1-7",
-        symbol="BTC/USDT",
+        symbol=symbol,
         side="buy",
         price=Decimal("60000.01"),
         qty=Decimal(qty),
@@ -84,6 +84,16 @@ async def test_the_same_venue_fill_from_two_paths_is_recorded_once(pool: asyncpg
     await journal.append([], [fill("t9")], epoch=epoch)  # from the websocket
     added = await journal.append([], [fill("t9")], epoch=epoch)  # from REST polling
     assert added.fills_added == 0
+
+
+async def test_the_same_trade_id_on_two_symbols_is_two_fills(pool: asyncpg.Pool) -> None:
+    # Binance numbers trades per symbol: BTCUSDT trade 31 and ETHUSDT trade 31 both exist
+    epoch = await leader(pool)
+    journal = Journal(pool, instance="blue")
+    result = await journal.append([], [fill("31"), fill("31", symbol="ETH/USDT")], epoch=epoch)
+    assert result.fills_added == 2
+    again = await journal.append([], [fill("31", symbol="ETH/USDT")], epoch=epoch)
+    assert again.fills_added == 0
 
 
 async def test_a_fenced_batch_records_nothing_at_all(pool: asyncpg.Pool) -> None:

@@ -163,7 +163,9 @@ async def test_orphan_is_adopted_when_configured(dsn: str, port: int) -> None:
                 type="limit", amount=Decimal("0.01"), price=price,
             )
         )  # fmt: skip
-        report = await recover(r.manager, baseline=None, config=RecoveryConfig(orphans="adopt"))
+        report = await recover(
+            r.manager, baseline=None, config=RecoveryConfig(orphans="adopt", cancel_resting=False)
+        )
         assert report.orphans_adopted == (f"{INSTANCE}-999-2",)
         order = r.manager.table.get(f"{INSTANCE}-999-2")
         assert order is not None

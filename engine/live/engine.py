@@ -1,0 +1,527 @@
+"""The live engine process: market data → kernels → orders, under a fenced lease.
+
+One asyncio loop runs the stages, joined by bounded buffers:
+
+1. **feeds** (ccxt.pro books and trades, one task each) append events to the decider's
+   bounded event buffer and wake the decision task;
+2. **decision** runs the kernels over every pending event in one call, then hands the
+   desired quotes and IOC intents to :class:`QuoteSync` (leader only);
+3. **orders**: the order manager journals, gate-checks and sends; its poll task records
+   fills, which flow back into the kernel's positions.
+
+Around them: the leadership task (acquire, renew, step down), the housekeeping task
+(journal backlog, market-data lag, metrics) and the safety thread (control HTTP, kill
+switch, halt) that keeps answering when this loop is stuck.
+
+A non-leader is a warm standby: same market data, same decisions (``shadow``), nothing
+sent. Its desired quotes are on ``/status`` so an operator can compare two colors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+
+import asyncpg
+import structlog
+
+from engine.dtypes import ACTIVE, HALTED, REDUCING, TRADING_STATE_NAMES
+from engine.errors import EngineError, TemporaryError
+from engine.execution import (
+    BookFeed,
+    BookFeedConfig,
+    StreamWatchdog,
+    SystemClock,
+    TradeFeed,
+    VenueSession,
+    open_session,
+)
+from engine.journal import FencedError, FillRecord, GroupCommitter, Journal, JournalEvent
+from engine.journal.models import JournalKind
+from engine.leadership import Lease, LeaseLostError
+from engine.live import metrics
+from engine.live.baseline import journal_has_fills, load_baseline, record_baseline
+from engine.live.decide import LiveDecider
+from engine.live.gate import TradingGate
+from engine.live.orders import INSTANCE_PATTERN, OrderManager, OrderManagerConfig
+from engine.live.quoting import QuoteSync
+from engine.live.recovery import RecoveryReport, recover
+from engine.live.release import Release
+
+log = structlog.get_logger(__name__)
+
+Role = Literal["starting", "standby", "leader", "stopping"]
+JOURNAL_BACKLOG_GRACE_S: Final = 2.0
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class EngineConfig:
+    """How one engine process runs.
+
+    Attributes:
+        instance: lease holder name and client-order-id prefix (1-12 of A-Z a-z 0-9 _ .).
+        color: blue or green (which deploy slot this engine is).
+        dsn: the journal's PostgreSQL DSN (primary and standby, read-write target).
+        lease_ttl_s: how long the lease lasts without renewal (takeover bound).
+        lead: contend for the lease at start (False: stay a shadow until told).
+        fill_poll_s: period of the order manager's fill and order poll.
+    """
+
+    instance: str
+    color: Literal["blue", "green"]
+    dsn: str
+    lease_ttl_s: float = 3.0
+    lead: bool = True
+    fill_poll_s: float = 0.25
+
+    def __post_init__(self) -> None:
+        if not INSTANCE_PATTERN.fullmatch(self.instance):
+            raise ValueError(f"instance {self.instance!r}: 1-12 characters of A-Z a-z 0-9 _ .")
+        if self.lease_ttl_s <= 0.3:
+            raise ValueError(f"lease_ttl_s must be > 0.3 (got {self.lease_ttl_s})")
+
+
+class LiveEngine:
+    """One engine: owns the decider, the venue session, the lease and the leader's parts."""
+
+    def __init__(self, config: EngineConfig, release: Release, session: VenueSession,
+                 pool: asyncpg.Pool, *, gate: TradingGate | None = None) -> None:  # fmt: skip
+        self.config = config
+        self.release = release
+        self.session = session
+        self.pool = pool
+        self.gate = gate or TradingGate()
+        self.instruments = [session.instruments[s] for s in release.symbols]
+        self.decider = LiveDecider(
+            release,
+            tick_size=tuple(float(i.tick_size) for i in self.instruments),
+            lot_size=tuple(float(i.lot_size) for i in self.instruments),
+        )
+        self.role: Role = "starting"
+        self.epoch: int | None = None
+        self.lease = Lease(pool, instance=config.instance, ttl_s=config.lease_ttl_s)
+        self.paused = False
+        self.want_lead = config.lead
+        self.conditions: dict[str, int] = {}  # automatic lowerings that clear by themselves
+        self.recovery: RecoveryReport | None = None
+        self.manager: OrderManager | None = None
+        self.quotes: QuoteSync | None = None
+        self._committer: GroupCommitter | None = None
+        self._manager_stop = asyncio.Event()
+        self._manager_task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self._stop = asyncio.Event()
+        self._last_data_ns = 0
+        self._backlog_since: float | None = None
+        self._tasks: list[asyncio.Task[Any]] = []
+        self.watchdog = StreamWatchdog(venue=session.streams.venue, clock=SystemClock())
+        self.shadow_quotes: list[dict[str, int]] = []
+        self.decisions = 0
+
+    # --- lifecycle ----------------------------------------------------------------------
+    async def run(self) -> None:
+        """Run until :meth:`stop`; feeds, decisions, leadership and housekeeping."""
+        self.role = "standby"
+        self._spawn(self._decide_loop(), "decide")
+        self._spawn(self._leadership_loop(), "leadership")
+        self._spawn(self._housekeeping_loop(), "housekeeping")
+        self._spawn(self.watchdog.run(), "watchdog")
+        for instrument in self.instruments:
+            depth = BookFeedConfig(depth=self.release.config.book_depth)
+            book = BookFeed(self.session.streams, instrument=instrument,
+                            on_levels=self._on_levels, watchdog=self.watchdog,
+                            config=depth)  # fmt: skip
+            trades = TradeFeed(self.session.streams, instrument=instrument,
+                               on_trades=self._on_trades, watchdog=self.watchdog)  # fmt: skip
+            self._spawn(book.run(), f"book:{instrument.symbol}")
+            self._spawn(trades.run(), f"trades:{instrument.symbol}")
+        try:
+            await self._stop.wait()
+        finally:
+            await self._shutdown()
+
+    def stop(self) -> None:
+        """Ask :meth:`run` to return (cancels resting orders if leader)."""
+        self._stop.set()
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
+        task.add_done_callback(self._task_ended)
+        self._tasks.append(task)
+
+    def _task_ended(self, task: asyncio.Task[Any]) -> None:
+        if task.cancelled():
+            return
+        error = task.exception()
+        if error is not None:
+            # a feed that gave up means a book we cannot trust: stop opening risk
+            log.error("engine_task_failed", task=task.get_name(), error=str(error))
+            self.gate.lower(REDUCING, reason=f"{task.get_name()} failed: {error}", by="engine")
+
+    async def _shutdown(self) -> None:
+        self.role = "stopping"
+        if self.epoch is not None:
+            await self._step_down("shutdown", release=True)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    # --- market data --------------------------------------------------------------------
+    def _on_levels(self, levels: Any) -> None:
+        self._ingest(lambda now: self.decider.add_book_view(levels, received_ns=now), levels)
+
+    def _on_trades(self, trades: Any) -> None:
+        self._ingest(lambda now: self.decider.add_trades(trades, received_ns=now), trades)
+
+    def _ingest(self, add: Any, records: Any) -> None:
+        now = time.monotonic_ns()
+        self._last_data_ns = now
+        if self.decider.room() < records.shape[0] + 2:
+            self._decide_now()  # bounded buffer: decide inline rather than drop data
+        add(now)
+        self._wake.set()
+
+    async def _decide_loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            self._decide_now()
+            await asyncio.sleep(0)  # let feeds and order tasks run between batches
+
+    def effective_state(self) -> int:
+        """Return the state the kernel decides under: gate, pause and conditions."""
+        state = self.gate.state
+        if self.paused:
+            state = max(state, REDUCING)
+        for floor in self.conditions.values():
+            state = max(state, floor)
+        return state
+
+    def _decide_now(self) -> None:
+        if self.decider.pending == 0:
+            return
+        started = time.monotonic_ns()
+        decision = self.decider.decide(self.effective_state())
+        self.decisions += 1
+        metrics.TICK_TO_DECISION.observe((time.monotonic_ns() - decision.oldest_receive_ns) / 1e9)
+        if decision.kernel_state > self.gate.state:  # the drawdown switch lowered it
+            self.gate.lower(decision.kernel_state, reason="drawdown switch", by="kernel")
+        quotes = self.decider.desired_quotes()
+        if self.role == "leader" and self.quotes is not None:
+            self.quotes.sync(quotes, tick_ns=decision.oldest_receive_ns)
+            if decision.takers:
+                self.quotes.take(decision.takers, tick_ns=decision.oldest_receive_ns)
+        else:
+            self.shadow_quotes = [
+                {"symbol_id": q.symbol_id, "side": q.side, "price": q.price_ticks,
+                 "qty": q.qty_lots} for q in quotes if q.qty_lots
+            ]  # fmt: skip
+        log.debug("decided", events=decision.events, ns=time.monotonic_ns() - started)
+
+    # --- leadership ---------------------------------------------------------------------
+    async def _leadership_loop(self) -> None:
+        interval = self.config.lease_ttl_s / 3
+        while True:
+            try:
+                if self.epoch is None:
+                    if self.want_lead and self.role != "stopping":
+                        epoch = await self.lease.try_acquire()
+                        if epoch is not None:
+                            await self._lead_or_give_up(epoch)
+                else:
+                    await self.lease.renew()
+            except (LeaseLostError, FencedError) as e:
+                await self._step_down(f"lease lost: {e}", release=False)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TemporaryError) as e:
+                # cannot renew: past the TTL another engine may lead, so stop sending now
+                log.warning("lease_renew_failed", error=str(e))
+                if self.epoch is not None and not await self._lease_still_ours():
+                    await self._step_down(f"lease unreachable: {e}", release=False)
+            await asyncio.sleep(interval)
+
+    async def _lead_or_give_up(self, epoch: int) -> None:
+        """Become leader; if startup fails, give the lease back so another engine can lead."""
+        try:
+            await self._become_leader(epoch)
+        except (LeaseLostError, FencedError):
+            raise
+        except Exception as e:
+            log.exception("leadership_start_failed", epoch=epoch)
+            self.gate.lower(REDUCING, reason=f"could not start leading: {e}", by="engine")
+            self.epoch = self.epoch or epoch
+            await self._step_down(f"startup failed: {e}", release=True)
+
+    async def _lease_still_ours(self) -> bool:
+        with contextlib.suppress(Exception):
+            status = await self.lease.status()
+            return status.holder == self.config.instance and status.epoch == self.epoch
+        return False
+
+    async def _become_leader(self, epoch: int) -> None:
+        self.epoch = epoch
+        metrics.EPOCH.set(epoch)
+        journal = Journal(self.pool, instance=self.config.instance)
+        committer = GroupCommitter(journal, epoch=lambda: epoch)
+        committer.start()
+        self._committer = committer
+        manager = OrderManager(
+            client=self.session.orders, account=self.session.account, committer=committer,
+            gate=self.gate, instruments=self.session.instruments,
+            instance=self.config.instance, epoch=epoch,
+            config=OrderManagerConfig(venue=self.session.rest.venue,
+                                      poll_interval_s=self.config.fill_poll_s),
+        )  # fmt: skip
+        manager.on_fill = self._on_fill
+        await committer.record([JournalEvent(
+            kind=JournalKind.LEADERSHIP, body={"event": "acquired", "epoch": epoch,
+                                               "color": self.config.color,
+                                               "release": self.release.describe()},
+        )])  # fmt: skip
+        baseline = await load_baseline(self.pool)
+        if baseline is None and not await journal_has_fills(self.pool):
+            # first leader of an empty journal: today's balances are the starting point
+            baseline = await record_baseline(committer, self.session.account,
+                                             by=self.config.instance)  # fmt: skip
+        self.recovery = await recover(manager, baseline=baseline)
+        await self._load_positions()
+        if not self.recovery.ok:
+            self.gate.lower(HALTED, reason="startup reconciliation mismatch", by="recovery")
+        self.manager = manager
+        self.quotes = QuoteSync(manager, self.decider, self.instruments,
+                                on_fenced=self._fenced)  # fmt: skip
+        self._manager_stop = asyncio.Event()
+        self._manager_task = asyncio.create_task(manager.run(self._manager_stop))
+        self.role = "leader"
+        log.info("leader", instance=self.config.instance, epoch=epoch,
+                 recovery_ok=self.recovery.ok)  # fmt: skip
+
+    async def _load_positions(self) -> None:
+        """Set the kernel's positions to the journal's traded quantities (fees aside).
+
+        The kernel counts lots traded; fees paid in the base asset are off the lot grid
+        and belong to the balance check, not to the strategy's inventory.
+        """
+        rows = await self.pool.fetch(
+            "SELECT symbol, sum(CASE WHEN side = 'buy' THEN qty ELSE -qty END) AS qty,"
+            " sum(price * qty) / nullif(sum(qty), 0) AS avg_price FROM fills GROUP BY symbol"
+        )
+        for row in rows:
+            if row["symbol"] not in self.release.symbols:
+                continue
+            sid = self.release.symbols.index(row["symbol"])
+            instrument = self.instruments[sid]
+            avg = row["avg_price"]
+            self.decider.set_position(
+                sid,
+                qty_lots=instrument.qty_to_lots(row["qty"]),
+                avg_price_ticks=0.0 if avg is None else float(avg / instrument.tick_size),
+            )
+
+    def _fenced(self, error: FencedError) -> None:
+        asyncio.get_running_loop().create_task(self._step_down(f"fenced: {error}", release=False))
+
+    async def _step_down(self, reason: str, *, release: bool) -> None:
+        """Stop sending, cancel our resting orders, give up (or lose) the lease."""
+        if self.epoch is None:
+            return
+        log.warning("stepping_down", reason=reason, epoch=self.epoch)
+        epoch, manager, quotes = self.epoch, self.manager, self.quotes
+        self.role = "standby" if self.role != "stopping" else "stopping"
+        self.quotes = None  # no new actions from here on
+        if quotes is not None:
+            # Let sends already under way finish: a send cancelled mid-request may still
+            # reach the venue after the cancel-all below has looked, and rest there.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(quotes.settle(), 5.0)
+        self._manager_stop.set()
+        if self._manager_task is not None:
+            await asyncio.gather(self._manager_task, return_exceptions=True)
+        if manager is not None:
+            with contextlib.suppress(EngineError, asyncio.TimeoutError):
+                await asyncio.wait_for(manager.cancel_all(), 10.0)
+            # fills that raced the cancels: record them while our epoch may still write
+            # (once deposed, the next leader's recovery records them instead)
+            with contextlib.suppress(EngineError, asyncio.TimeoutError):
+                await asyncio.wait_for(manager.poll_fills(), 5.0)
+        if self._committer is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._committer.stop(), 5.0)
+        if release:
+            with contextlib.suppress(Exception):
+                await self.lease.release()
+        self.epoch = None
+        self.manager = None
+        self._committer = None
+        log.info("stepped_down", epoch=epoch, released=release)
+
+    def _on_fill(self, record: FillRecord, *, maker: bool) -> None:
+        sid = self.release.symbols.index(record.symbol)
+        instrument = self.instruments[sid]
+        self.decider.apply_fill(
+            symbol_id=sid,
+            side=1 if record.side == "buy" else -1,
+            price_ticks=instrument.price_to_ticks(record.price),
+            qty_lots=instrument.qty_to_lots(record.qty),
+            maker=maker,
+            ts_ns=int(record.traded_at.timestamp() * 1e9),
+        )
+
+    # --- housekeeping -------------------------------------------------------------------
+    async def _housekeeping_loop(self) -> None:
+        while True:
+            self._check_journal()
+            metrics.TRADING_STATE.set(self.effective_state())
+            metrics.PNL.labels(kind="mark_to_market").set(self.decider.equity())
+            metrics.EPOCH.set(self.epoch or 0)
+            if self._last_data_ns:
+                metrics.MARKET_DATA_LAG.set((time.monotonic_ns() - self._last_data_ns) / 1e9)
+            metrics.JOURNAL_LAG.set(self._journal_lag() or 0.0)
+            for name, lots in self.decider.positions_lots().items():
+                metrics.POSITION.labels(symbol=name).set(lots)
+            await asyncio.sleep(0.25)
+
+    def _check_journal(self) -> None:
+        """Lower to REDUCING while the journal does not keep up; clear when it does."""
+        committer = self._committer
+        if committer is None or committer.backlog == 0:
+            self._backlog_since = None
+            self.conditions.pop("journal", None)
+            return
+        now = time.monotonic()
+        self._backlog_since = self._backlog_since or now
+        if now - self._backlog_since > JOURNAL_BACKLOG_GRACE_S:
+            self.conditions["journal"] = REDUCING
+
+    # --- control (EngineControl) --------------------------------------------------------
+    def status(self) -> dict[str, object]:
+        """Return the status snapshot (called from the safety thread: reads only)."""
+        lag = (time.monotonic_ns() - self._last_data_ns) / 1e9 if self._last_data_ns else None
+        manager = self.manager
+        snapshot = manager.snapshot() if manager is not None else None
+        return {
+            "instance": self.config.instance,
+            "color": self.config.color,
+            "release": self.release.describe(),
+            "role": self.role,
+            "epoch": self.epoch,
+            "trading_state": TRADING_STATE_NAMES[self.effective_state()],
+            "gate": self.gate.name,
+            "gate_changes": [
+                {"from": c.names[0], "to": c.names[1], "reason": c.reason, "by": c.by}
+                for c in self.gate.history[-5:]
+            ],
+            "paused": self.paused,
+            "conditions": dict(self.conditions),
+            "model_version": self.release.model.version,
+            "positions": self.decider.positions_lots(),
+            "pnl": round(self.decider.equity(), 6),
+            "market_data_lag_s": None if lag is None else round(lag, 3),
+            "journal_lag_s": self._journal_lag(),
+            "orders": None if snapshot is None else {
+                "open": snapshot.open_orders, "unknown": snapshot.unknown_orders,
+                "fills_recorded": snapshot.fills_recorded,
+            },
+            "decisions": self.decisions,
+            "events": self.decider.events_decided,
+            "shadow_quotes": self.shadow_quotes if self.role != "leader" else [],
+            "recovery_ok": None if self.recovery is None else self.recovery.ok,
+        }  # fmt: skip
+
+    def _journal_lag(self) -> float | None:
+        if self._backlog_since is None:
+            return 0.0 if self._committer is not None else None
+        return round(time.monotonic() - self._backlog_since, 3)
+
+    def ready(self) -> bool:
+        """Return whether every symbol has a valid book (warm)."""
+        return all(self.decider.book_valid(i) for i in range(len(self.instruments)))
+
+    async def pause(self, *, by: str, reason: str) -> dict[str, object]:
+        """Stop opening risk (quotes withdrawn); positions and the lease are kept."""
+        self.paused = True
+        log.info("paused", by=by, reason=reason)
+        return {"paused": True}
+
+    async def resume(self, *, by: str, reason: str) -> dict[str, object]:
+        """Unpause and raise the gate to ACTIVE (an operator's decision)."""
+        self.paused = False
+        self.gate.raise_to(ACTIVE, reason=reason, by=by)
+        self.decider.reset_trading_state(ACTIVE)
+        return {"paused": False, "trading_state": self.gate.name}
+
+    async def drain(self, *, by: str, reason: str) -> dict[str, object]:
+        """Pause, cancel resting orders and wait for in-flight sends to settle."""
+        self.paused = True
+        if self.quotes is not None:
+            await self.quotes.settle()
+        canceled: tuple[str, ...] = ()
+        if self.manager is not None:
+            canceled = (await self.manager.cancel_all()).canceled
+        return {"paused": True, "canceled": list(canceled)}
+
+    async def release_leadership(self, *, by: str, reason: str) -> dict[str, object]:
+        """Hand the lease over: stop sending, cancel, release; stay a shadow."""
+        self.want_lead = False
+        await self._step_down(f"released by {by}: {reason}", release=True)
+        return {"role": self.role}
+
+    async def acquire_leadership(self, *, by: str, reason: str) -> dict[str, object]:
+        """Contend for the lease again (takes it at once when it is free)."""
+        self.want_lead = True
+        if self.epoch is None:
+            epoch = await self.lease.try_acquire()
+            if epoch is not None:
+                await self._lead_or_give_up(epoch)
+        return {"role": self.role, "epoch": self.epoch}
+
+    async def load_model(self, version: str, *, by: str, reason: str) -> dict[str, object]:
+        """Refuse: model rollouts go through a new release (issue 8 adds the registry)."""
+        raise ValueError(
+            f"model {version!r}: this engine loads models only through a release manifest;"
+            " deploy a release that names it"
+        )
+
+    async def flatten(self, *, by: str, reason: str) -> dict[str, object]:
+        """Close every position with reduce-only IOC orders at the touch."""
+        if self.manager is None:
+            raise ValueError("not the leader: only the leader trades")
+        self.paused = True
+        sent = []
+        for sid, instrument in enumerate(self.instruments):
+            lots = self.decider.positions_lots()[instrument.symbol]
+            mid = self.decider.mid_ticks(sid)
+            if lots == 0 or mid <= 0:
+                continue
+            side: Literal["buy", "sell"] = "sell" if lots > 0 else "buy"
+            band = int(mid * 0.005) + 1  # cross the spread by up to 50 bps to get done
+            price = int(mid) - band if lots > 0 else int(mid) + band
+            order = await self.manager.submit(
+                symbol=instrument.symbol, side=side, type="limit",
+                amount=instrument.lots_to_qty(abs(lots)),
+                price=instrument.ticks_to_price(price), time_in_force="IOC",
+                reduce_only=True,
+            )  # fmt: skip
+            sent.append(order.client_order_id)
+        return {"paused": True, "orders": sent}
+
+
+async def open_engine(config: EngineConfig, release: Release, exchange: Any,
+                      *, pool_size: int = 4) -> tuple[LiveEngine, asyncpg.Pool]:  # fmt: skip
+    """Connect the journal and the venue, and build the engine (not running yet).
+
+    Raises:
+        EngineError: the venue could not be reached.
+        OSError: PostgreSQL could not be reached.
+    """
+    pool = await asyncpg.create_pool(config.dsn, min_size=1, max_size=pool_size)
+    try:
+        settings = exchange.model_copy(update={"symbols": release.symbols})
+        session = await open_session(settings)
+    except BaseException:
+        await pool.close()
+        raise
+    return LiveEngine(config, release, session, pool), pool

@@ -1,0 +1,289 @@
+"""Whole engines (``bot4 engine run`` processes) against real PostgreSQL and the simulator.
+
+Each test starts engine subprocesses exactly as an operator would, on a scratch database
+and a simulator with a live market (background agents trading), and inspects the venue,
+the journal and the engines' control endpoints. Nothing is mocked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import suppress
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import asyncpg
+import pytest
+
+from engine.journal import FencedError, Journal, JournalEvent, JournalKind
+from infra.stack.launcher import Stack
+from tests.engine.live.harness import SYMBOLS, open_venue, venue_client_ids
+from tests.stubs.database import scratch_database
+from tests.stubs.exchange_sim import ThreadedSim, sim_config
+from tests.stubs.ports import free_ports
+
+TOKEN = "test-control-token-0123456789"
+RELEASE = {
+    "version": "test-1",
+    "symbols": list(SYMBOLS),
+    "model": {"builtin": "linear"},
+    # tight quotes and a short requote, so the agents trade against us within seconds
+    "strategy": {"quote_lots": 20, "min_half_spread_ticks": 0.5, "base_half_spread_ticks": 0.5,
+                 "taker_enabled": False, "requote_ticks": 2},
+    "risk": {"max_order_notional": 100_000, "max_symbol_notional": 1_000_000,
+             "max_position_lots": 100_000, "max_portfolio_exposure": 10_000_000,
+             "max_depth_fraction": 5.0, "price_band_bps": 500},
+}  # fmt: skip
+
+
+@pytest.fixture
+async def dsn(running_stack: Stack) -> AsyncIterator[str]:
+    async with scratch_database(running_stack.settings.db) as url:
+        yield url
+
+
+@pytest.fixture
+def market() -> Iterator[int]:
+    """A simulator with background agents, so books move and quotes get filled."""
+    with ThreadedSim(sim_config(agent_orders_per_s=150.0)) as sim:
+        yield sim.config.port
+
+
+@pytest.fixture
+def release(tmp_path: Path) -> Path:
+    path = tmp_path / "release.json"
+    path.write_text(json.dumps(RELEASE))
+    return path
+
+
+class EngineProcess:
+    """One ``bot4 engine run`` subprocess and its control endpoint."""
+
+    def __init__(self, home: Path, dsn: str, market: int, release: Path, *, color: str,
+                 instance: str, lease_ttl: float = 2.0) -> None:  # fmt: skip
+        self.port = free_ports(1)[0]
+        self.home = home
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {
+            **os.environ,
+            "BOT4_HOME": str(home),
+            "BOT4_DB__DSN": dsn,
+            "BOT4_EXCHANGE__PORT": str(market),
+            "BOT4_ENGINE__CONTROL_TOKEN": TOKEN,
+        }
+        self.log = (home / f"{instance}.log").open("wb")
+        self.args = [sys.executable, "-m", "bot4", "engine", "run", "--color", color,
+                     "--release", str(release), "--instance", instance,
+                     "--control-port", str(self.port), "--lease-ttl", str(lease_ttl)]  # fmt: skip
+        self.env = env
+        self.process: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> EngineProcess:
+        self.process = await asyncio.create_subprocess_exec(
+            *self.args, env=self.env, stdout=self.log, stderr=self.log
+        )
+        return self
+
+    async def status(self) -> dict[str, Any] | None:
+        try:
+            async with (
+                aiohttp.ClientSession() as http,
+                http.get(f"{self.url}/status", timeout=aiohttp.ClientTimeout(total=2)) as answer,
+            ):
+                return dict(await answer.json())
+        except (aiohttp.ClientError, TimeoutError):
+            return None
+
+    async def wait_for(self, predicate: Any, *, within: float, what: str) -> dict[str, Any]:
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            assert self.process is not None
+            if self.process.returncode is not None:
+                raise AssertionError(f"engine exited {self.process.returncode}: {self.tail()}")
+            status = await self.status()
+            if status is not None and predicate(status):
+                return status
+            await asyncio.sleep(0.2)
+        raise AssertionError(f"engine never reached: {what}; last {await self.status()}")
+
+    def tail(self) -> str:
+        self.log.flush()
+        log = self.home / "log" / "bot4.log"
+        lines = log.read_text(errors="replace").splitlines() if log.exists() else []
+        problems = [line for line in lines if '"warning"' in line or '"error"' in line]
+        output = Path(self.log.name).read_text(errors="replace")[-2000:]
+        return "\n".join([output, *problems[-10:]])
+
+    async def kill(self) -> None:
+        assert self.process is not None
+        with suppress(ProcessLookupError):
+            os.kill(self.process.pid, signal.SIGKILL)
+        await self.process.wait()
+
+    async def terminate(self) -> int:
+        assert self.process is not None
+        if self.process.returncode is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(self.process.wait(), 30)
+            except TimeoutError:
+                await self.kill()
+        self.log.close()
+        return int(self.process.returncode or 0)
+
+
+async def fill_diff(venue: Any, pool: asyncpg.Pool) -> str:
+    """Describe venue trades missing from the journal and the reverse (failure message)."""
+    lines = []
+    for symbol in SYMBOLS:
+        at_venue = {
+            str(f.trade_id): f for f in await venue.account.fetch_fills(symbol, after_trade_id=0)
+        }
+        journal = {
+            r["trade_id"]
+            for r in await pool.fetch("SELECT trade_id FROM fills WHERE symbol = $1", symbol)
+        }
+        lines.append(
+            f"{symbol}: venue-only {[at_venue[t] for t in set(at_venue) - journal]}"
+            f" journal-only {sorted(journal - set(at_venue))}"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def leader(status: dict[str, Any]) -> bool:
+    return status.get("role") == "leader"
+
+
+async def until(check: Callable[[], Awaitable[bool]], *, within: float) -> None:
+    """Poll ``check`` (a database or HTTP question) until it holds or time runs out."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if await check():
+            return
+        await asyncio.sleep(0.3)
+
+
+async def trading(pool: asyncpg.Pool) -> bool:
+    fills = int(await pool.fetchval("SELECT count(*) FROM fills"))
+    return fills >= 3 and await journal_count(pool, "order_new") >= 10
+
+
+async def journal_count(pool: asyncpg.Pool, kind: str) -> int:
+    return int(await pool.fetchval("SELECT count(*) FROM journal_events WHERE kind = $1", kind))
+
+
+async def test_engine_trades_journals_and_recovers_from_kill_9(
+    dsn: str, market: int, release: Path, tmp_path: Path
+) -> None:
+    venue = await open_venue(market)
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
+    engine = await EngineProcess(tmp_path, dsn, market, release, color="blue",
+                                 instance="blue").start()  # fmt: skip
+    try:
+        first = await engine.wait_for(leader, within=60, what="leader")
+        assert first["epoch"] == 1
+        assert first["recovery_ok"] is True
+        # it trades: quotes journaled then sent, and the agents fill some of them
+        await until(lambda: trading(pool), within=60)
+        assert await journal_count(pool, "order_new") >= 10, json.dumps(await engine.status())
+        assert await pool.fetchval("SELECT count(*) FROM fills") >= 3, engine.tail()
+        await engine.kill()  # mid-trading: orders resting, sends and fill polls in flight
+
+        again = EngineProcess(tmp_path, dsn, market, release, color="blue", instance="blue")
+        await again.start()
+        status = await again.wait_for(leader, within=60, what="leader after restart")
+        assert status["epoch"] == 2
+        assert status["recovery_ok"] is True, await fill_diff(venue, pool) + again.tail()
+        assert await again.terminate() == 0, again.tail()
+        # at the venue: no client id twice, none of ours left open
+        for symbol in SYMBOLS:
+            ids = await venue_client_ids(venue, symbol)
+            assert [c for c, n in Counter(ids).items() if n > 1] == []
+            assert await venue.orders.fetch_open_orders(symbol) == []
+            venue_trades = sorted(
+                str(f.trade_id) for f in await venue.account.fetch_fills(symbol, after_trade_id=0)
+            )
+            journaled = await pool.fetch("SELECT trade_id FROM fills WHERE symbol = $1", symbol)
+            assert sorted(r["trade_id"] for r in journaled) == venue_trades  # each exactly once
+        # the journal's positions are the venue's balance changes since the baseline
+        row = await pool.fetchrow(
+            "SELECT body FROM journal_events WHERE body->>'event' = 'baseline'"
+        )
+        assert row is not None
+        baseline = {a: Decimal(v) for a, v in json.loads(row["body"])["balances"].items()}
+        now = {a: b.total for a, b in (await venue.account.fetch_balances()).items()}
+        rows = {r["symbol"]: r for r in await pool.fetch("SELECT * FROM positions")}
+        quote_spent = Decimal(0)
+        for symbol in SYMBOLS:  # positions are net of fees paid in the base asset
+            base = symbol.split("/")[0]
+            qty = rows[symbol]["qty"] if symbol in rows else Decimal(0)
+            assert now[base] - baseline[base] == qty, symbol
+            quote_spent += rows[symbol]["cost"] if symbol in rows else Decimal(0)
+        assert now["USDT"] - baseline["USDT"] == -quote_spent
+        holder = await pool.fetchrow("SELECT holder, expires_at < now() AS free FROM engine_leases")
+        assert holder is not None
+        assert holder["free"] is True  # a clean stop releases the lease at once
+    finally:
+        await engine.terminate()
+        await pool.close()
+        await venue.close()
+
+
+async def test_two_engines_one_leads_the_other_takes_over_fenced(
+    dsn: str, market: int, release: Path, tmp_path: Path
+) -> None:
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
+    blue = EngineProcess(tmp_path, dsn, market, release, color="blue", instance="blue")
+    green = EngineProcess(tmp_path, dsn, market, release, color="green", instance="green")
+    try:
+        await asyncio.gather(blue.start(), green.start())
+        both = (blue, green)
+        await blue.wait_for(lambda s: s.get("role") in ("leader", "standby"), within=60,
+                            what="running")  # fmt: skip
+        await green.wait_for(lambda s: s.get("role") in ("leader", "standby"), within=60,
+                             what="running")  # fmt: skip
+        deadline = time.monotonic() + 30
+        roles: list[str] = []
+        while time.monotonic() < deadline:
+            statuses = [await e.status() or {} for e in both]
+            roles = [s.get("role", "?") for s in statuses]
+            if "leader" in roles:
+                break
+            await asyncio.sleep(0.2)
+        assert sorted(roles) == ["leader", "standby"]
+        lead, shadow = (blue, green) if roles[0] == "leader" else (green, blue)
+        lead_status = await lead.status()
+        assert lead_status is not None
+        old_epoch = int(lead_status["epoch"])
+        old_instance = str(lead_status["instance"])
+        await shadow.wait_for(lambda s: s["decisions"] > 0 and s["shadow_quotes"], within=30,
+                              what="shadow decisions")  # fmt: skip
+        senders = {r["instance"] for r in await pool.fetch(
+            "SELECT DISTINCT instance FROM journal_events WHERE kind = 'order_new'")}  # fmt: skip
+        assert senders <= {old_instance}  # only the leader ever sent
+
+        killed_at = time.monotonic()
+        await lead.kill()
+        status = await shadow.wait_for(leader, within=30, what="takeover")
+        took = time.monotonic() - killed_at
+        assert status["epoch"] == old_epoch + 1
+        assert took < 2.0 + 3.0  # lease TTL plus a renew interval and startup reconciliation
+        # the deposed engine's epoch is refused by PostgreSQL itself
+        with pytest.raises(FencedError):
+            await Journal(pool, instance=old_instance).append(
+                [JournalEvent(kind=JournalKind.ORDER_NEW, body={"late": True})], epoch=old_epoch
+            )
+    finally:
+        for engine in (blue, green):
+            if engine.process is not None:
+                await engine.terminate()
+        await pool.close()
