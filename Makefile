@@ -26,7 +26,7 @@ $(STAMP): uv.lock pyproject.toml
 
 venv: $(STAMP)  ## create or refresh the virtual environment from uv.lock
 
-demo: $(STAMP)  ## start every server on loopback, round-trip through each, stop them
+demo: $(STAMP)  ## start every server on loopback, round-trip through each, trade, stop them
 	$(VENV)/bin/bot4 demo
 
 test: lint typecheck pytest  ## lint, type checks and the whole test suite

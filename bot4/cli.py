@@ -68,6 +68,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--json", action="store_true", help="print the results as JSON")
     demo.add_argument("--keep-running", action="store_true", help="leave the stack up at the end")
+    demo.add_argument(
+        "--trade-seconds",
+        type=float,
+        default=20.0,
+        help="how long the demo engine trades against the simulator (0 skips it)",
+    )
     return parser
 
 

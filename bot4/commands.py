@@ -104,7 +104,15 @@ def demo(args: argparse.Namespace, settings: Settings) -> int:
     """Bring the stack up, prove every component with a round trip, bring it down."""
     from bot4.demo import run_demo
 
-    return run_demo(settings, as_json=args.json, keep_running=args.keep_running)
+    if args.trade_seconds < 0:
+        console.error(f"--trade-seconds must be >= 0 (got {args.trade_seconds})")
+        return EXIT_USAGE
+    return run_demo(
+        settings,
+        as_json=args.json,
+        keep_running=args.keep_running,
+        trade_seconds=args.trade_seconds,
+    )
 
 
 def engine_halt(args: argparse.Namespace, settings: Settings) -> int:

@@ -1,4 +1,4 @@
-"""``bot4 demo``: the stack up, one round trip through every server, the stack down.
+"""``bot4 demo``: the stack up, a round trip through every server, an engine trading, down.
 
 If the stack was already running when the demo started, it is left running.
 """
@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 
 from bot4 import console
 from bot4.commands import print_status
+from bot4.demo_trading import TradingResult, run_trading
 from bot4.settings import Settings
 from infra.stack.errors import StackError
 from infra.stack.launcher import Stack
@@ -51,31 +52,38 @@ async def run_round_trips(settings: Settings, progress: console.ConsoleProgress)
     return results
 
 
-def run_demo(settings: Settings, *, as_json: bool, keep_running: bool) -> int:
+def run_demo(
+    settings: Settings, *, as_json: bool, keep_running: bool, trade_seconds: float = 20.0
+) -> int:
     """Run the demo and return the exit code."""
     stack = Stack(settings)
     progress = console.ConsoleProgress()
     was_running = stack.status().running
     console.say(f"bot4 demo (BOT4_HOME={settings.home})")
-    console.say("1/3 bringing the stack up" + (" (reusing what runs)" if was_running else ""))
+    console.say("1/4 bringing the stack up" + (" (reusing what runs)" if was_running else ""))
     results: list[RoundTrip] = []
+    trading: TradingResult | None = None
     try:
         stack.up(progress)
         status = stack.status()
         if not as_json:
             print_status(status)
-        console.say("2/3 round trip through every component")
+        console.say("2/4 round trip through every component")
         results = asyncio.run(run_round_trips(settings, progress))
+        if trade_seconds > 0 and all(r.ok for r in results):
+            console.say(f"3/4 engine blue trades against the simulator for {trade_seconds:g} s")
+            trading = asyncio.run(run_trading(settings, seconds=trade_seconds, quiet=as_json))
     except StackError as e:
         console.error(str(e))
         return 1
     finally:
         if keep_running or was_running:
-            console.say("3/3 leaving the stack running (`bot4 stack down` stops it)")
+            console.say("4/4 leaving the stack running (`bot4 stack down` stops it)")
         else:
-            console.say("3/3 bringing the stack down")
+            console.say("4/4 bringing the stack down")
             stack.down(progress)
     ok = bool(results) and all(r.ok for r in results)
+    ok = ok and (trade_seconds <= 0 or (trading is not None and trading.ok))
     if as_json:
         console.print_json(
             {
@@ -85,6 +93,7 @@ def run_demo(settings: Settings, *, as_json: bool, keep_running: bool) -> int:
                     {"component": r.component, "ok": r.ok, "detail": r.detail, "seconds": r.seconds}
                     for r in results
                 ],
+                "trading": None if trading is None else trading.as_json(),
             }
         )
     else:
@@ -93,7 +102,19 @@ def run_demo(settings: Settings, *, as_json: bool, keep_running: bool) -> int:
             [
                 [r.component, "ok" if r.ok else "FAILED", f"{r.seconds:.2f}", r.detail]
                 for r in results
-            ],
+            ]
+            + (
+                []
+                if trading is None
+                else [
+                    [
+                        "engine",
+                        "ok" if trading.ok else "FAILED",
+                        f"{trading.seconds:.2f}",
+                        trading.detail,
+                    ]
+                ]
+            ),
         )
         console.say("demo: every component answered" if ok else "demo: FAILED (see above)")
     return 0 if ok else 1

@@ -30,6 +30,7 @@ import numpy as np
 from engine.data.format import EventHeader
 from engine.data.writer import EventWriter
 from engine.dtypes import (
+    ACTIVE,
     BOOK_DELTA,
     BUY,
     EVENT_DTYPE,
@@ -88,7 +89,7 @@ class Decision:
 
     events: int
     takers: tuple[TakerIntent, ...]
-    kernel_state: int  # the kernel's trading state after the batch (drawdown switch)
+    kernel_state: int  # the kernel's own lowering so far (drawdown switch), sticky
     lost_intents: int  # IOC intents past the log's capacity (not sent; counted)
     oldest_receive_ns: int  # time.monotonic_ns() of the earliest message in the batch
 
@@ -126,6 +127,7 @@ class LiveDecider:
         self.batches = 0
         self._recorder: EventWriter | None = None
         self._recorded_ts = 0
+        self._kernel_state = ACTIVE  # the kernel's own lowering (drawdown), sticky
 
     # --- recording ----------------------------------------------------------------------
     def record_to(self, path: Path) -> None:
@@ -237,13 +239,18 @@ class LiveDecider:
         ``kernel_state`` says so, and the caller lowers the trading gate to match.
         """
         g = self.state.g
-        # the operator's gate is an upper bound; the kernel's own lowering is kept
-        g[G_TRADING_STATE] = max(int(g[G_TRADING_STATE]), trading_state)
+        # the caller's state (gate, pause, conditions that clear by themselves) applies to
+        # this batch only; the kernel's own lowering is kept. Keeping the caller's state
+        # too would turn a passing condition into a lasting "drawdown switch".
+        imposed = max(self._kernel_state, trading_state)
+        g[G_TRADING_STATE] = imposed
         g[G_INTENTS] = 0
         events = self._pending
         if events:
             self._record(self._buffer[:events])
             self.state.run(self._buffer, 0, events)
+        if int(g[G_TRADING_STATE]) > imposed:  # the drawdown switch lowered it
+            self._kernel_state = int(g[G_TRADING_STATE])
         logged = min(int(g[G_INTENTS]), INTENT_LOG)
         intents = self.state.intents[:logged]
         takers = tuple(
@@ -259,7 +266,7 @@ class LiveDecider:
         decision = Decision(
             events=events,
             takers=takers,
-            kernel_state=int(g[G_TRADING_STATE]),
+            kernel_state=self._kernel_state,
             lost_intents=int(g[G_INTENTS]) - logged,
             oldest_receive_ns=self._oldest_receive_ns,
         )
@@ -271,6 +278,7 @@ class LiveDecider:
     def reset_trading_state(self, state: int) -> None:
         """Set the kernel's trading state outright (an operator raised the gate)."""
         self.state.g[G_TRADING_STATE] = state
+        self._kernel_state = state
 
     def desired_quotes(self) -> list[Quote]:
         """Return every symbol's desired bid and ask (qty 0 where none is wanted)."""
@@ -313,6 +321,13 @@ class LiveDecider:
         p["avg_price"] = avg_price_ticks
 
     # --- status -----------------------------------------------------------------------
+    def counters(self) -> dict[str, object]:
+        """Return the kernel's counters: orders decided, denials by reason, book codes."""
+        summary = self.state.summary()
+        keys = ("orders", "taker_orders", "cancels", "denials", "book_integrity", "stops",
+                "latency_arb_fills", "max_drawdown", "trading_state")  # fmt: skip
+        return {key: summary[key] for key in keys if key in summary}
+
     def book_valid(self, symbol_id: int) -> bool:
         """Return whether the kernel holds a valid book for the symbol."""
         return bool(self.state.sym_i[symbol_id, SI_VALID] == 1)

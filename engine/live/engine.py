@@ -34,6 +34,8 @@ from engine.errors import EngineError, TemporaryError
 from engine.execution import (
     BookFeed,
     BookFeedConfig,
+    BreakerState,
+    EndpointGroup,
     StreamWatchdog,
     SystemClock,
     TradeFeed,
@@ -46,7 +48,7 @@ from engine.leadership import Lease, LeaseLostError
 from engine.live import metrics
 from engine.live.baseline import journal_has_fills, load_baseline, record_baseline
 from engine.live.decide import LiveDecider
-from engine.live.gate import TradingGate
+from engine.live.gate import GateChange, TradingGate
 from engine.live.orders import INSTANCE_PATTERN, OrderManager, OrderManagerConfig
 from engine.live.quoting import QuoteSync
 from engine.live.recovery import RecoveryReport, recover
@@ -56,6 +58,7 @@ log = structlog.get_logger(__name__)
 
 Role = Literal["starting", "standby", "leader", "stopping"]
 JOURNAL_BACKLOG_GRACE_S: Final = 2.0
+_BREAKER_LEVEL: Final = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 2}
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -121,11 +124,14 @@ class LiveEngine:
         self.watchdog = StreamWatchdog(venue=session.streams.venue, clock=SystemClock())
         self.shadow_quotes: list[dict[str, int]] = []
         self.decisions = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.gate.on_change(self._gate_changed)
 
     # --- lifecycle ----------------------------------------------------------------------
     async def run(self) -> None:
         """Run until :meth:`stop`; feeds, decisions, leadership and housekeeping."""
         self.role = "standby"
+        self._loop = asyncio.get_running_loop()
         self._spawn(self._decide_loop(), "decide")
         self._spawn(self._leadership_loop(), "leadership")
         self._spawn(self._housekeeping_loop(), "housekeeping")
@@ -358,6 +364,24 @@ class LiveEngine:
         self._committer = None
         log.info("stepped_down", epoch=epoch, released=release)
 
+    def _gate_changed(self, change: GateChange) -> None:
+        """Journal a trading-state change (called on whichever thread changed it)."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        body = {"from": change.names[0], "to": change.names[1], "reason": change.reason,
+                "by": change.by, "at_ns": change.at_ns}  # fmt: skip
+        loop.call_soon_threadsafe(self._record_state, body)
+
+    def _record_state(self, body: dict[str, object]) -> None:
+        committer = self._committer
+        if committer is None:
+            log.info("trading_state_not_journaled", reason="not the leader", **body)
+            return
+        event = JournalEvent(kind=JournalKind.TRADING_STATE, body=body)
+        task = asyncio.create_task(committer.record([event]))
+        task.add_done_callback(_log_failure)
+
     def _on_fill(self, record: FillRecord, *, maker: bool) -> None:
         sid = self.release.symbols.index(record.symbol)
         instrument = self.instruments[sid]
@@ -374,6 +398,7 @@ class LiveEngine:
     async def _housekeeping_loop(self) -> None:
         while True:
             self._check_journal()
+            self._check_venue()
             metrics.TRADING_STATE.set(self.effective_state())
             metrics.PNL.labels(kind="mark_to_market").set(self.decider.equity())
             metrics.EPOCH.set(self.epoch or 0)
@@ -383,6 +408,30 @@ class LiveEngine:
             for name, lots in self.decider.positions_lots().items():
                 metrics.POSITION.labels(symbol=name).set(lots)
             await asyncio.sleep(0.25)
+
+    def _check_venue(self) -> None:
+        """Lower to REDUCING while the venue's order or account endpoints are failing.
+
+        An open breaker means sends fail fast; quoting on would only pile up refusals and
+        leave quotes we cannot manage. The condition clears with the breaker, so a
+        transient venue fault lowers the state and recovers without an operator; a
+        halt or a drawdown stop (the gate) still needs one.
+        """
+        failing = [
+            group.value
+            for group in (EndpointGroup.ORDERS, EndpointGroup.ACCOUNT)
+            if self.session.rest.breaker(group).state is not BreakerState.CLOSED
+        ]
+        for group in (EndpointGroup.ORDERS, EndpointGroup.ACCOUNT):
+            metrics.CIRCUIT_BREAKER_STATE.labels(endpoint_group=group.value).set(
+                _BREAKER_LEVEL[self.session.rest.breaker(group).state]
+            )
+        if failing:
+            if "venue" not in self.conditions:
+                log.warning("venue_unhealthy", failing=failing)
+            self.conditions["venue"] = REDUCING
+        elif self.conditions.pop("venue", None) is not None:
+            log.info("venue_healthy")
 
     def _check_journal(self) -> None:
         """Lower to REDUCING while the journal does not keep up; clear when it does."""
@@ -426,6 +475,7 @@ class LiveEngine:
                 "fills_recorded": snapshot.fills_recorded,
             },
             "decisions": self.decisions,
+            "kernel": self.decider.counters(),
             "events": self.decider.events_decided,
             "shadow_quotes": self.shadow_quotes if self.role != "leader" else [],
             "recovery_ok": None if self.recovery is None else self.recovery.ok,
@@ -507,6 +557,11 @@ class LiveEngine:
             )  # fmt: skip
             sent.append(order.client_order_id)
         return {"paused": True, "orders": sent}
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("journal_write_failed", error=str(task.exception()))
 
 
 async def open_engine(config: EngineConfig, release: Release, exchange: Any,

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -55,6 +56,7 @@ enough that ``<instance>-<epoch>-<seq>`` stays within Binance's 36 characters.""
 
 MAX_SEQ: Final = 10**12 - 1
 MAX_EPOCH: Final = 10**10 - 1
+SEND_TIME_SAMPLES: Final = 100_000
 
 _KIND_OF_PHASE: Final = {
     OrderPhase.CANCELED: JournalKind.ORDER_CANCELED,
@@ -172,6 +174,8 @@ class OrderManager:
         self.fill_cursors: dict[str, int] = {}
         self.fills_recorded = 0
         self.sent_at: dict[str, float] = {}
+        # (hand-off, answer) monotonic times of the latest sends, for latency benchmarks
+        self.send_times: deque[tuple[float, float]] = deque(maxlen=SEND_TIME_SAMPLES)
         self.on_fill: FillListener | None = None
         self.store = PositionStore(
             pool=committer.journal.pool, lease=committer.journal.lease, epoch=epoch,
@@ -276,9 +280,8 @@ class OrderManager:
                 await self._record(JournalKind.ORDER_REJECTED, order, {"sent": False})
                 return
             order.to(OrderPhase.IN_FLIGHT)
-            self.sent_at[order.client_order_id] = self.clock.monotonic()
             try:
-                state = await self.client.create_order(order.request)
+                state = await self._hand_off(order)
             except OrderRejectedError as e:
                 order.to(OrderPhase.REJECTED, reason=str(e))
                 await self._record(JournalKind.ORDER_REJECTED, order, {"sent": True})
@@ -298,6 +301,14 @@ class OrderManager:
                 await self.apply_venue_state(order, state)
                 return
         await self.resolve(order)
+
+    async def _hand_off(self, order: LocalOrder) -> OrderState:
+        """Hand the request to the venue client, stamping the hand-off and the answer."""
+        sent_at = self.sent_at[order.client_order_id] = self.clock.monotonic()
+        try:
+            return await self.client.create_order(order.request)
+        finally:
+            self.send_times.append((sent_at, self.clock.monotonic()))
 
     async def resolve(self, order: LocalOrder) -> None:
         """Ask the venue about an UNKNOWN order by client id and journal the answer."""
