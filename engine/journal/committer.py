@@ -15,6 +15,7 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+import asyncpg
 import structlog
 
 from engine.journal.models import FillRecord, JournalEvent
@@ -117,10 +118,12 @@ class GroupCommitter:
                 self._fenced = e
                 log.error("journal_fenced", error=str(e), records=len(events) + len(fills))
                 for pending in batch:
-                    pending.done.set_exception(e)
+                    _settle(pending, e)
                 self._drain(e)
                 return
-            except JournalUnavailableError as e:
+            except (JournalUnavailableError, asyncpg.PostgresError, OSError) as e:
+                # anything short of a fence may succeed later; the batch is idempotent,
+                # and a writer that died here would leave every producer waiting
                 attempt += 1
                 self.retries += 1
                 delay = random.uniform(0, min(self.max_backoff_s, 0.05 * 2**attempt))  # noqa: S311
@@ -129,12 +132,38 @@ class GroupCommitter:
                 continue
             self.batches += 1
             for pending in batch:
-                pending.done.set_result(None)
+                _settle(pending, None)
             return
 
-    def _drain(self, error: FencedError) -> None:
+    def abandon(self, error: Exception) -> None:
+        """Stop at once without writing what is queued; fail its waiters with ``error``.
+
+        For a step-down while the journal is unreachable: the queued facts belong to an
+        epoch that is ending, and the next leader's recovery rebuilds them from the venue.
+        """
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+        self._drain(error)
+
+    def _drain(self, error: Exception) -> None:
         """Fail everything still queued: a fenced engine records nothing more."""
         while not self._queue.empty():
             pending = self._queue.get_nowait()
-            pending.done.set_exception(error)
+            _settle(pending, error)
             self._queue.task_done()
+
+
+def _settle(pending: _Pending, error: Exception | None) -> None:
+    """Tell a waiter how its record ended, unless it stopped waiting (was cancelled).
+
+    A producer cancelled mid-wait (a timeout around a step-down, a cancelled send) leaves
+    a cancelled future; setting it would raise and kill the writer task, after which
+    every later ``record`` would wait for ever.
+    """
+    if pending.done.done():
+        return
+    if error is None:
+        pending.done.set_result(None)
+    else:
+        pending.done.set_exception(error)

@@ -9,6 +9,7 @@ here as :class:`FencedError`.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from engine.journal.models import FillRecord, JournalEvent
 from engine.leadership.lease import DEFAULT_LEASE, LeaseLostError
 
 STALE_EPOCH_SQLSTATE: Final = "BT001"
+DEFAULT_TIMEOUT_S: Final = 5.0
 
 # Failures after which the same batch may succeed: the connection, the server, a failover.
 _TEMPORARY: Final = (
@@ -84,12 +86,24 @@ class Journal:
             ``target_session_attrs=read-write``, so a reconnect follows a promotion).
         instance: this engine's instance id, the lease holder's name.
         lease: the lease row whose epoch fences the writes.
+        timeout_s: longest one batch may take (acquire, write, commit) before it counts
+            as a temporary failure and is retried.
     """
 
-    def __init__(self, pool: asyncpg.Pool, *, instance: str, lease: str = DEFAULT_LEASE) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        instance: str,
+        lease: str = DEFAULT_LEASE,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+    ) -> None:
+        if timeout_s <= 0:
+            raise ValueError(f"timeout_s must be > 0 (got {timeout_s})")
         self.pool = pool
         self.instance = instance
         self.lease = lease
+        self.timeout_s = timeout_s
 
     async def append(
         self,
@@ -106,7 +120,13 @@ class Journal:
                 the same batch.
         """
         try:
-            async with self.pool.acquire() as conn, conn.transaction():
+            # Bounded: after a server restart a pooled connection can be dead without
+            # knowing it, and a batch must then fail as temporary, not wait for ever.
+            async with (
+                asyncio.timeout(self.timeout_s),
+                self.pool.acquire() as conn,
+                conn.transaction(),
+            ):
                 events_added = fills_added = 0
                 if events:
                     status = await conn.execute(

@@ -34,6 +34,7 @@ from aiohttp import web
 from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
+from engine.dtypes import TRADING_STATE_NAMES
 from engine.live.gate import TradingGate
 
 log = structlog.get_logger(__name__)
@@ -232,7 +233,13 @@ class ControlServer:
 
     async def _status(self, _request: web.Request) -> web.Response:
         document = {**self._control.status(), **self._extra_status()}
-        document["trading_state"] = self._gate.name  # the gate is the authority
+        # the gate is the authority on lowerings (a halt shows even when the engine's
+        # view is stale); the engine's own conditions (venue, journal) may lower it further
+        reported = document.get("trading_state")
+        state = self._gate.state
+        if reported in TRADING_STATE_NAMES:
+            state = max(state, TRADING_STATE_NAMES.index(str(reported)))
+        document["trading_state"] = TRADING_STATE_NAMES[state]
         return _json_response(document)
 
     async def _metrics(self, _request: web.Request) -> web.Response:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
@@ -30,7 +30,7 @@ import asyncpg
 import structlog
 
 from engine.dtypes import ACTIVE, HALTED, REDUCING, TRADING_STATE_NAMES
-from engine.errors import EngineError, TemporaryError
+from engine.errors import TemporaryError
 from engine.execution import (
     BookFeed,
     BookFeedConfig,
@@ -42,7 +42,14 @@ from engine.execution import (
     VenueSession,
     open_session,
 )
-from engine.journal import FencedError, FillRecord, GroupCommitter, Journal, JournalEvent
+from engine.journal import (
+    FencedError,
+    FillRecord,
+    GroupCommitter,
+    Journal,
+    JournalEvent,
+    JournalUnavailableError,
+)
 from engine.journal.models import JournalKind
 from engine.leadership import Lease, LeaseLostError
 from engine.live import metrics
@@ -58,6 +65,8 @@ log = structlog.get_logger(__name__)
 
 Role = Literal["starting", "standby", "leader", "stopping"]
 JOURNAL_BACKLOG_GRACE_S: Final = 2.0
+DB_COMMAND_TIMEOUT_S: Final = 5.0
+STEP_DOWN_BUDGET_S: Final = 15.0
 _BREAKER_LEVEL: Final = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 2}
 
 
@@ -125,6 +134,7 @@ class LiveEngine:
         self.shadow_quotes: list[dict[str, int]] = []
         self.decisions = 0
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._stepping_down = False
         self.gate.on_change(self._gate_changed)
 
     # --- lifecycle ----------------------------------------------------------------------
@@ -331,37 +341,44 @@ class LiveEngine:
         asyncio.get_running_loop().create_task(self._step_down(f"fenced: {error}", release=False))
 
     async def _step_down(self, reason: str, *, release: bool) -> None:
-        """Stop sending, cancel our resting orders, give up (or lose) the lease."""
-        if self.epoch is None:
+        """Stop sending, cancel our resting orders, give up (or lose) the lease.
+
+        Bounded by :data:`STEP_DOWN_BUDGET_S` whatever is down: with the journal
+        unreachable, cancels still go to the venue, and what cannot be journaled any
+        more is left to the next leader's recovery (it reads the venue).
+        """
+        if self.epoch is None or self._stepping_down:
             return
+        self._stepping_down = True
         log.warning("stepping_down", reason=reason, epoch=self.epoch)
-        epoch, manager, quotes = self.epoch, self.manager, self.quotes
+        deadline = time.monotonic() + STEP_DOWN_BUDGET_S
+        epoch, manager, quotes, committer = self.epoch, self.manager, self.quotes, self._committer
         self.role = "standby" if self.role != "stopping" else "stopping"
         self.quotes = None  # no new actions from here on
-        if quotes is not None:
-            # Let sends already under way finish: a send cancelled mid-request may still
-            # reach the venue after the cancel-all below has looked, and rest there.
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(quotes.settle(), 5.0)
-        self._manager_stop.set()
-        if self._manager_task is not None:
-            await asyncio.gather(self._manager_task, return_exceptions=True)
-        if manager is not None:
-            with contextlib.suppress(EngineError, asyncio.TimeoutError):
-                await asyncio.wait_for(manager.cancel_all(), 10.0)
-            # fills that raced the cancels: record them while our epoch may still write
-            # (once deposed, the next leader's recovery records them instead)
-            with contextlib.suppress(EngineError, asyncio.TimeoutError):
-                await asyncio.wait_for(manager.poll_fills(), 5.0)
-        if self._committer is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._committer.stop(), 5.0)
-        if release:
-            with contextlib.suppress(Exception):
-                await self.lease.release()
-        self.epoch = None
-        self.manager = None
-        self._committer = None
+        try:
+            if quotes is not None:
+                # Let sends already under way finish: a send cancelled mid-request may
+                # still reach the venue after the cancel-all below has looked, and rest.
+                await _within(quotes.settle(), deadline, 5.0)
+            self._manager_stop.set()
+            task = self._manager_task
+            if task is not None and not await _within(asyncio.shield(task), deadline, 3.0):
+                task.cancel()
+            if manager is not None:
+                await _within(manager.cancel_all(), deadline, 10.0)
+                # fills that raced the cancels: record them while our epoch may still
+                # write (once deposed, the next leader's recovery records them instead)
+                await _within(manager.poll_fills(), deadline, 5.0)
+            if committer is not None and not await _within(committer.stop(), deadline, 5.0):
+                committer.abandon(JournalUnavailableError("stepped down before the write"))
+            if release:
+                await _within(self.lease.release(), deadline, 2.0)
+        finally:
+            self.epoch = None
+            self.manager = None
+            self._committer = None
+            self._manager_task = None
+            self._stepping_down = False
         log.info("stepped_down", epoch=epoch, released=release)
 
     def _gate_changed(self, change: GateChange) -> None:
@@ -559,6 +576,23 @@ class LiveEngine:
         return {"paused": True, "orders": sent}
 
 
+async def _within(work: Awaitable[Any], deadline: float, most_s: float) -> bool:
+    """Await ``work`` for at most ``most_s`` and never past ``deadline``; return if it ended.
+
+    Failures are logged, not raised: a step-down goes on with its next stage regardless.
+    """
+    budget = max(0.0, min(most_s, deadline - time.monotonic()))
+    try:
+        await asyncio.wait_for(work, budget)
+    except TimeoutError:
+        log.warning("step_down_stage_timed_out", seconds=round(budget, 2))
+        return False
+    except Exception as e:
+        log.warning("step_down_stage_failed", error=f"{type(e).__name__}: {e}")
+        return False
+    return True
+
+
 def _log_failure(task: asyncio.Task[None]) -> None:
     if not task.cancelled() and task.exception() is not None:
         log.warning("journal_write_failed", error=str(task.exception()))
@@ -572,7 +606,10 @@ async def open_engine(config: EngineConfig, release: Release, exchange: Any,
         EngineError: the venue could not be reached.
         OSError: PostgreSQL could not be reached.
     """
-    pool = await asyncpg.create_pool(config.dsn, min_size=1, max_size=pool_size)
+    # A statement left without an answer (a connection cut by a server restart) must
+    # fail as temporary and be retried, not hang the journal or the lease for ever.
+    pool = await asyncpg.create_pool(config.dsn, min_size=1, max_size=pool_size,
+                                     command_timeout=DB_COMMAND_TIMEOUT_S)  # fmt: skip
     try:
         settings = exchange.model_copy(update={"symbols": release.symbols})
         session = await open_session(settings)

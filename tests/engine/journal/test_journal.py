@@ -146,6 +146,31 @@ async def test_group_commit_fails_every_waiter_once_fenced(pool: asyncpg.Pool) -
         await committer.stop()
 
 
+async def test_a_producer_cancelled_mid_wait_does_not_stop_the_committer(
+    pool: asyncpg.Pool,
+) -> None:
+    epoch = await leader(pool)
+    committer = GroupCommitter(Journal(pool, instance="blue"), epoch=lambda: epoch)
+    committer.start()
+    try:
+        async with pool.acquire() as blocker, blocker.transaction():
+            await blocker.execute("LOCK TABLE journal_events IN EXCLUSIVE MODE")
+            waiting = asyncio.create_task(
+                committer.record([JournalEvent(kind=JournalKind.ORDER_NEW, body={"n": 1})])
+            )
+            await asyncio.sleep(0.3)  # its batch is being written, blocked on the lock
+            waiting.cancel()  # e.g. a timeout around a step-down
+            with pytest.raises(asyncio.CancelledError):
+                await waiting
+        # the writer survives and keeps serving later producers
+        await asyncio.wait_for(
+            committer.record([JournalEvent(kind=JournalKind.ORDER_NEW, body={"n": 2})]), 5
+        )
+    finally:
+        await asyncio.wait_for(committer.stop(), 5)
+    assert await pool.fetchval("SELECT count(*) FROM journal_events") == 2  # both durable
+
+
 # A writer in its own process: takes the lease, commits batches of 100 events, prints
 # "acked N" after each commit returns. The test kills it with SIGKILL mid-stream.
 WRITER = """

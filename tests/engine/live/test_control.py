@@ -43,6 +43,7 @@ class StubEngine:
 
     def __init__(self) -> None:
         self.is_ready = False
+        self.trading_state = "ACTIVE"
         self.calls: list[tuple[str, dict[str, str]]] = []
 
     def status(self) -> dict[str, object]:
@@ -52,7 +53,7 @@ class StubEngine:
             "release": "r1",
             "role": "leader",
             "epoch": 7,
-            "trading_state": "ACTIVE",
+            "trading_state": self.trading_state,
             "model_version": "m1",
             "positions": {"BTC/USDT": "0"},
             "pnl": {"realized": "0", "unrealized": "0"},
@@ -267,6 +268,16 @@ async def test_status_reports_the_engine_and_the_gate_as_seen_by_the_safety_thre
     assert status["epoch"] == 7
     assert status["trading_state"] == "HALTED"  # the gate, not the engine's stale view
     assert status["kill_switch"] == {"polled": False}
+
+
+async def test_status_shows_the_engines_own_lowering_below_an_active_gate(
+    safety: SafetyThread, engine: StubEngine, http: aiohttp.ClientSession
+):
+    engine.trading_state = "REDUCING"  # a condition (venue, journal) that clears by itself
+    async with http.get(f"{safety.url}/status") as r:
+        status = await r.json()
+    assert status["trading_state"] == "REDUCING"
+    assert safety.gate.name == "ACTIVE"
 
 
 async def test_metrics_exposes_engine_and_venue_metrics(

@@ -140,3 +140,12 @@ def test_recorded_live_events_replay_to_the_same_book(tmp_path: Path) -> None:
                                   weights=d.release.model)  # fmt: skip
     replayed.run(events)
     assert np.array_equal(replayed.book[0], d.state.book[0])
+
+
+def test_a_state_imposed_for_one_batch_does_not_stick_as_the_kernels_own() -> None:
+    d = decider()
+    d.add_book_view(view(0, 6_000_000, 6_000_010))
+    assert d.decide(REDUCING).kernel_state == ACTIVE  # a passing condition, not a drawdown
+    d.add_book_view(view(0, 6_000_000, 6_000_010, ts=60 * 10**9))  # past the retry wait
+    assert d.decide(ACTIVE).kernel_state == ACTIVE
+    assert any(q.qty_lots > 0 for q in d.desired_quotes())  # quoting again once it cleared

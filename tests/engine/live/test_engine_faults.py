@@ -1,0 +1,282 @@
+"""Whole engines under faults: a failing venue, lost order answers, a restarted journal.
+
+Each test runs ``bot4 engine run`` as a subprocess (``EngineProcess`` of test_engine)
+against real PostgreSQL and the simulator with a live market, injects a fault while the
+engine trades, and checks what an operator would: the trading state on ``/status``, and
+afterwards the venue against the journal (no client id twice, nothing of ours left open,
+every venue fill journaled exactly once). Nothing is mocked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+
+from bot4.settings import DatabaseSettings
+from infra.postgres.migrate import apply_migrations
+from infra.stack.component import SilentProgress
+from infra.stack.paths import StackPaths
+from infra.stack.postgres import PostgresPair
+from tests.engine.live.harness import SYMBOLS, clear_faults, open_venue, set_fault, venue_client_ids
+from tests.engine.live.test_engine import (
+    EngineProcess,
+    dsn,
+    fill_diff,
+    journal_count,
+    leader,
+    market,
+    release,
+    trading,
+    until,
+)
+from tests.stubs.ports import free_ports
+from tests.stubs.stack import make_home, remove_home
+
+__all__ = ["dsn", "market", "release"]  # fixtures reused from test_engine
+
+RESOLVED = ("order_acked", "order_filled", "order_canceled", "order_rejected")
+
+
+def reducing_for_venue(status: dict[str, Any]) -> bool:
+    return bool(status["trading_state"] == "REDUCING" and "venue" in status["conditions"])
+
+
+def active(status: dict[str, Any]) -> bool:
+    return bool(status["trading_state"] == "ACTIVE" and status["conditions"] == {})
+
+
+async def assert_venue_matches_journal(venue: Any, pool: asyncpg.Pool) -> None:
+    """No client id sent twice, none of ours open, each venue fill journaled exactly once."""
+    for symbol in SYMBOLS:
+        ids = await venue_client_ids(venue, symbol)
+        assert [c for c, n in Counter(ids).items() if n > 1] == [], symbol
+        assert await venue.orders.fetch_open_orders(symbol) == [], symbol
+        at_venue = sorted(
+            str(f.trade_id) for f in await venue.account.fetch_fills(symbol, after_trade_id=0)
+        )
+        journaled = await pool.fetch("SELECT trade_id FROM fills WHERE symbol = $1", symbol)
+        assert sorted(r["trade_id"] for r in journaled) == at_venue, await fill_diff(venue, pool)
+
+
+async def unresolved_unknowns(pool: asyncpg.Pool) -> list[str]:
+    """Client ids journaled ORDER_UNKNOWN with no later acked/filled/canceled/rejected."""
+    rows = await pool.fetch(
+        """
+        SELECT u.client_order_id FROM journal_events u
+         WHERE u.kind = 'order_unknown'
+           AND NOT EXISTS (SELECT 1 FROM journal_events r
+                            WHERE r.client_order_id = u.client_order_id
+                              AND r.kind = ANY($1::text[]) AND r.seq > u.seq)
+        """,
+        list(RESOLVED),
+    )
+    return [r["client_order_id"] for r in rows]
+
+
+async def test_venue_errors_lower_trading_state_until_the_breakers_close(
+    dsn: str, market: int, release: Path, tmp_path: Path
+) -> None:
+    venue = await open_venue(market)
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
+    engine = await EngineProcess(tmp_path, dsn, market, release, color="blue",
+                                 instance="blue").start()  # fmt: skip
+    try:
+        await engine.wait_for(leader, within=60, what="leader")
+        await until(lambda: _sent(pool, 5), within=30)
+        await engine.wait_for(active, within=5, what="ACTIVE before the fault")
+
+        await set_fault(market, "error_rate", share=1.0)  # every REST call answers 503
+        down = await engine.wait_for(reducing_for_venue, within=8, what="REDUCING for venue")
+        assert down["role"] == "leader"
+        # a condition that clears by itself, not a lowering of the gate (an operator's)
+        assert down["gate"] == "ACTIVE", down["gate_changes"]
+        await asyncio.sleep(2)  # sends and polls keep failing (fast, on the open breaker)
+        await clear_faults(market)
+
+        # the breakers close on their own after their cool-down (10 s) and a good probe
+        cleared_at = time.monotonic()
+        await engine.wait_for(active, within=20, what="ACTIVE after the fault")
+        assert time.monotonic() - cleared_at < 20
+        acked = await journal_count(pool, "order_acked")
+        await until(lambda: _count_above(pool, "order_acked", acked), within=10)
+        assert await journal_count(pool, "order_acked") > acked, engine.tail()  # trading again
+        assert await engine.terminate() == 0, engine.tail()
+        await assert_venue_matches_journal(venue, pool)
+        assert await unresolved_unknowns(pool) == []
+    finally:
+        await clear_faults(market)
+        await engine.terminate()
+        await pool.close()
+        await venue.close()
+
+
+async def test_lost_order_answers_end_neither_lost_nor_duplicated(
+    dsn: str, market: int, release: Path, tmp_path: Path
+) -> None:
+    venue = await open_venue(market)
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
+    engine = await EngineProcess(tmp_path, dsn, market, release, color="blue",
+                                 instance="blue").start()  # fmt: skip
+    try:
+        await engine.wait_for(leader, within=60, what="leader")
+        await until(lambda: _sent(pool, 5), within=30)
+
+        # every order placed in the next 3 s stands at the venue but its answer is lost
+        await set_fault(market, "lost_answer", count=1_000_000)
+        await until(lambda: _count_above(pool, "order_unknown", 2), within=3)
+        await asyncio.sleep(max(0.0, 3 - 0.3))
+        await clear_faults(market)
+        unknown = await journal_count(pool, "order_unknown")
+        assert unknown >= 1, engine.tail()
+        # the engine resolves them by client id (found: acked or filled) and trades on
+        await until(lambda: _no_unresolved(pool), within=20)
+        assert await engine.terminate() == 0, engine.tail()
+
+        await assert_venue_matches_journal(venue, pool)
+        assert await unresolved_unknowns(pool) == []
+        placed = await pool.fetch(
+            "SELECT DISTINCT client_order_id FROM journal_events WHERE kind = 'order_unknown'"
+        )
+        at_venue = {c for s in SYMBOLS for c in await venue_client_ids(venue, s)}
+        # a lost answer is not a lost order: the venue has each of them, exactly once
+        assert {r["client_order_id"] for r in placed} <= at_venue
+    finally:
+        await clear_faults(market)
+        await engine.terminate()
+        await pool.close()
+        await venue.close()
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class OwnPostgres:
+    """A PostgreSQL primary and synchronous standby of this test alone."""
+
+    pair: PostgresPair
+    dsn: str
+
+    async def restart_primary(self, *, down_s: float) -> float:
+        """Stop the primary (fast shutdown), wait, start it again; return the outage."""
+        primary = self.pair.primary()
+        started = time.monotonic()
+        assert await asyncio.to_thread(primary.stop)
+        await asyncio.sleep(down_s)
+        await asyncio.to_thread(primary.start)
+        return time.monotonic() - started
+
+
+@pytest.fixture
+async def own_postgres() -> AsyncIterator[OwnPostgres]:
+    """Start a dedicated pair on free ports (the session's PostgreSQL is shared: never
+    restart it), migrated; stop it and delete its files afterwards."""
+    home = make_home()
+    primary_port, standby_port = free_ports(2)
+    settings = DatabaseSettings(primary_port=primary_port, standby_port=standby_port)
+    paths = StackPaths(home)
+    paths.create()
+    pair = PostgresPair(paths=paths, settings=settings)
+    try:
+        await asyncio.to_thread(pair.ensure_running, SilentProgress())
+        await apply_migrations(settings.local_dsn())
+        yield OwnPostgres(pair=pair, dsn=settings.local_dsn())
+    finally:
+        await asyncio.to_thread(pair.stop)
+        remove_home(home)
+
+
+@pytest.mark.parametrize(
+    "down_s",
+    [pytest.param(0.0, id="quick"), pytest.param(3.0, id="past_the_lease_ttl")],
+)  # fmt: skip
+async def test_journal_primary_restart_loses_no_acknowledged_event(
+    own_postgres: OwnPostgres, market: int, release: Path, tmp_path: Path, down_s: float
+) -> None:
+    url = own_postgres.dsn
+    venue = await open_venue(market)
+    pool = await asyncpg.create_pool(url, min_size=1, max_size=2)
+    engine = await EngineProcess(tmp_path, url, market, release, color="blue",
+                                 instance="blue").start()  # fmt: skip
+    try:
+        first = await engine.wait_for(leader, within=60, what="leader")
+        await until(lambda: trading(pool), within=30)
+        # committed, so acknowledged to the engine: none of these may go missing
+        before = {r["event_id"] for r in await pool.fetch("SELECT event_id FROM journal_events")}
+        fills_before = await fill_keys(pool)
+        last_seq = int(await pool.fetchval("SELECT max(seq) FROM journal_events"))
+        assert await trading(pool), engine.tail()
+        await pool.close()
+
+        seen: list[dict[str, Any]] = []
+        watcher = asyncio.create_task(_watch(engine, seen))
+        took = await own_postgres.restart_primary(down_s=down_s)
+
+        pool = await asyncpg.create_pool(url, min_size=1, max_size=2)
+        # the engine keeps running and trades again: new orders journaled after the restart
+        await until(lambda: _sent_since(pool, last_seq, 5), within=25)
+        watcher.cancel()
+        path = [(s["role"], s["epoch"], s["trading_state"], s["conditions"]) for s in seen]
+        assert await _sent_since(pool, last_seq, 5), f"outage {took:.1f}s {path}" + engine.tail()
+        status = await engine.wait_for(leader, within=10, what="leader after the restart")
+        if down_s > 2.0:  # past the lease TTL: it noticed (stepped down or lowered the state)
+            assert any(s["role"] != "leader" or s["trading_state"] != "ACTIVE" for s in seen), path
+        after = {r["event_id"] for r in await pool.fetch("SELECT event_id FROM journal_events")}
+        assert before - after == set()
+        assert fills_before - await fill_keys(pool) == set()
+        assert await engine.terminate() == 0, engine.tail()
+
+        await assert_venue_matches_journal(venue, pool)
+        # stepping down and re-acquiring (epoch + 1) is fine; two leaders at once is not:
+        # every epoch was acquired once, and every order was sent under the epoch in its id
+        acquired = [int(r["epoch"]) for r in await pool.fetch(
+            "SELECT epoch FROM journal_events WHERE kind = 'leadership'"
+            " AND body->>'event' = 'acquired' ORDER BY seq")]  # fmt: skip
+        assert acquired == sorted(set(acquired)), acquired
+        assert acquired[0] == first["epoch"]
+        assert acquired[-1] == status["epoch"]
+        mismatched = await pool.fetch(
+            "SELECT client_order_id, epoch FROM journal_events WHERE kind = 'order_new'"
+            " AND split_part(client_order_id, '-', 2)::bigint <> epoch"
+        )
+        assert mismatched == []
+    finally:
+        await engine.terminate()
+        await pool.close()
+        await venue.close()
+
+
+async def _watch(engine: EngineProcess, seen: list[dict[str, Any]]) -> None:
+    while True:
+        status = await engine.status()
+        if status is not None:
+            seen.append(status)
+        await asyncio.sleep(0.2)
+
+
+async def fill_keys(pool: asyncpg.Pool) -> set[tuple[str, str]]:
+    return {(r["symbol"], r["trade_id"]) for r in await pool.fetch("SELECT * FROM fills")}
+
+
+async def _sent_since(pool: asyncpg.Pool, seq: int, at_least: int) -> bool:
+    count = await pool.fetchval(
+        "SELECT count(*) FROM journal_events WHERE kind = 'order_new' AND seq > $1", seq
+    )
+    return int(count) >= at_least
+
+
+async def _sent(pool: asyncpg.Pool, at_least: int) -> bool:
+    return await journal_count(pool, "order_acked") >= at_least
+
+
+async def _count_above(pool: asyncpg.Pool, kind: str, count: int) -> bool:
+    return await journal_count(pool, kind) > count
+
+
+async def _no_unresolved(pool: asyncpg.Pool) -> bool:
+    return await unresolved_unknowns(pool) == []
