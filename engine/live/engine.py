@@ -29,7 +29,7 @@ from typing import Any, Final, Literal
 import asyncpg
 import structlog
 
-from engine.dtypes import ACTIVE, HALTED, REDUCING, TRADING_STATE_NAMES
+from engine.dtypes import HALTED, REDUCING
 from engine.errors import TemporaryError
 from engine.execution import (
     BookFeed,
@@ -419,9 +419,10 @@ class LiveEngine:
             metrics.TRADING_STATE.set(self.effective_state())
             metrics.PNL.labels(kind="mark_to_market").set(self.decider.equity())
             metrics.EPOCH.set(self.epoch or 0)
-            if self._last_data_ns:
-                metrics.MARKET_DATA_LAG.set((time.monotonic_ns() - self._last_data_ns) / 1e9)
-            metrics.JOURNAL_LAG.set(self._journal_lag() or 0.0)
+            lag = self.market_data_lag_s()
+            if lag is not None:
+                metrics.MARKET_DATA_LAG.set(lag)
+            metrics.JOURNAL_LAG.set(self.journal_lag_s() or 0.0)
             for name, lots in self.decider.positions_lots().items():
                 metrics.POSITION.labels(symbol=name).set(lots)
             await asyncio.sleep(0.25)
@@ -462,118 +463,29 @@ class LiveEngine:
         if now - self._backlog_since > JOURNAL_BACKLOG_GRACE_S:
             self.conditions["journal"] = REDUCING
 
-    # --- control (EngineControl) --------------------------------------------------------
-    def status(self) -> dict[str, object]:
-        """Return the status snapshot (called from the safety thread: reads only)."""
-        lag = (time.monotonic_ns() - self._last_data_ns) / 1e9 if self._last_data_ns else None
-        manager = self.manager
-        snapshot = manager.snapshot() if manager is not None else None
-        return {
-            "instance": self.config.instance,
-            "color": self.config.color,
-            "release": self.release.describe(),
-            "role": self.role,
-            "epoch": self.epoch,
-            "trading_state": TRADING_STATE_NAMES[self.effective_state()],
-            "gate": self.gate.name,
-            "gate_changes": [
-                {"from": c.names[0], "to": c.names[1], "reason": c.reason, "by": c.by}
-                for c in self.gate.history[-5:]
-            ],
-            "paused": self.paused,
-            "conditions": dict(self.conditions),
-            "model_version": self.release.model.version,
-            "positions": self.decider.positions_lots(),
-            "pnl": round(self.decider.equity(), 6),
-            "market_data_lag_s": None if lag is None else round(lag, 3),
-            "journal_lag_s": self._journal_lag(),
-            "orders": None if snapshot is None else {
-                "open": snapshot.open_orders, "unknown": snapshot.unknown_orders,
-                "fills_recorded": snapshot.fills_recorded,
-            },
-            "decisions": self.decisions,
-            "kernel": self.decider.counters(),
-            "events": self.decider.events_decided,
-            "shadow_quotes": self.shadow_quotes if self.role != "leader" else [],
-            "recovery_ok": None if self.recovery is None else self.recovery.ok,
-        }  # fmt: skip
+    # --- what the control surface reads -----------------------------------------------
+    def market_data_lag_s(self) -> float | None:
+        """Return seconds since the last market-data message (None before the first)."""
+        if not self._last_data_ns:
+            return None
+        return (time.monotonic_ns() - self._last_data_ns) / 1e9
 
-    def _journal_lag(self) -> float | None:
+    def journal_lag_s(self) -> float | None:
+        """Return how long the journal backlog has been waiting (None: not the leader)."""
         if self._backlog_since is None:
             return 0.0 if self._committer is not None else None
         return round(time.monotonic() - self._backlog_since, 3)
 
-    def ready(self) -> bool:
-        """Return whether every symbol has a valid book (warm)."""
-        return all(self.decider.book_valid(i) for i in range(len(self.instruments)))
+    async def step_down(self, reason: str, *, release: bool) -> None:
+        """Stop sending, cancel, and release (or just lose) the lease."""
+        await self._step_down(reason, release=release)
 
-    async def pause(self, *, by: str, reason: str) -> dict[str, object]:
-        """Stop opening risk (quotes withdrawn); positions and the lease are kept."""
-        self.paused = True
-        log.info("paused", by=by, reason=reason)
-        return {"paused": True}
-
-    async def resume(self, *, by: str, reason: str) -> dict[str, object]:
-        """Unpause and raise the gate to ACTIVE (an operator's decision)."""
-        self.paused = False
-        self.gate.raise_to(ACTIVE, reason=reason, by=by)
-        self.decider.reset_trading_state(ACTIVE)
-        return {"paused": False, "trading_state": self.gate.name}
-
-    async def drain(self, *, by: str, reason: str) -> dict[str, object]:
-        """Pause, cancel resting orders and wait for in-flight sends to settle."""
-        self.paused = True
-        if self.quotes is not None:
-            await self.quotes.settle()
-        canceled: tuple[str, ...] = ()
-        if self.manager is not None:
-            canceled = (await self.manager.cancel_all()).canceled
-        return {"paused": True, "canceled": list(canceled)}
-
-    async def release_leadership(self, *, by: str, reason: str) -> dict[str, object]:
-        """Hand the lease over: stop sending, cancel, release; stay a shadow."""
-        self.want_lead = False
-        await self._step_down(f"released by {by}: {reason}", release=True)
-        return {"role": self.role}
-
-    async def acquire_leadership(self, *, by: str, reason: str) -> dict[str, object]:
-        """Contend for the lease again (takes it at once when it is free)."""
-        self.want_lead = True
+    async def try_to_lead(self) -> None:
+        """Take the lease now if it is free, and lead."""
         if self.epoch is None:
             epoch = await self.lease.try_acquire()
             if epoch is not None:
                 await self._lead_or_give_up(epoch)
-        return {"role": self.role, "epoch": self.epoch}
-
-    async def load_model(self, version: str, *, by: str, reason: str) -> dict[str, object]:
-        """Refuse: model rollouts go through a new release (issue 8 adds the registry)."""
-        raise ValueError(
-            f"model {version!r}: this engine loads models only through a release manifest;"
-            " deploy a release that names it"
-        )
-
-    async def flatten(self, *, by: str, reason: str) -> dict[str, object]:
-        """Close every position with reduce-only IOC orders at the touch."""
-        if self.manager is None:
-            raise ValueError("not the leader: only the leader trades")
-        self.paused = True
-        sent = []
-        for sid, instrument in enumerate(self.instruments):
-            lots = self.decider.positions_lots()[instrument.symbol]
-            mid = self.decider.mid_ticks(sid)
-            if lots == 0 or mid <= 0:
-                continue
-            side: Literal["buy", "sell"] = "sell" if lots > 0 else "buy"
-            band = int(mid * 0.005) + 1  # cross the spread by up to 50 bps to get done
-            price = int(mid) - band if lots > 0 else int(mid) + band
-            order = await self.manager.submit(
-                symbol=instrument.symbol, side=side, type="limit",
-                amount=instrument.lots_to_qty(abs(lots)),
-                price=instrument.ticks_to_price(price), time_in_force="IOC",
-                reduce_only=True,
-            )  # fmt: skip
-            sent.append(order.client_order_id)
-        return {"paused": True, "orders": sent}
 
 
 async def _within(work: Awaitable[Any], deadline: float, most_s: float) -> bool:

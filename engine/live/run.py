@@ -19,6 +19,7 @@ from typing import Final, Literal
 import structlog
 
 from bot4.settings import Settings
+from engine.live.admin import EngineAdmin
 from engine.live.control import ControlConfig
 from engine.live.engine import EngineConfig, open_engine
 from engine.live.release import Release
@@ -89,7 +90,7 @@ async def serve(settings: Settings, options: RunOptions) -> None:
     loop = asyncio.get_running_loop()
     safety = SafetyThread(
         gate=live.gate,
-        control=live,
+        control=EngineAdmin(live),
         engine_loop=loop,
         exchange=settings.exchange.model_copy(update={"symbols": release.symbols}),
         config=SafetyConfig(
