@@ -190,6 +190,7 @@ async def test_engine_trades_journals_and_recovers_from_kill_9(
     pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
     engine = await EngineProcess(tmp_path, dsn, market, release, color="blue",
                                  instance="blue").start()  # fmt: skip
+    engines = [engine]
     try:
         first = await engine.wait_for(leader, within=60, what="leader")
         assert first["epoch"] == 1
@@ -201,6 +202,7 @@ async def test_engine_trades_journals_and_recovers_from_kill_9(
         await engine.kill()  # mid-trading: orders resting, sends and fill polls in flight
 
         again = EngineProcess(tmp_path, dsn, market, release, color="blue", instance="blue")
+        engines.append(again)
         await again.start()
         status = await again.wait_for(leader, within=60, what="leader after restart")
         assert status["epoch"] == 2
@@ -235,7 +237,8 @@ async def test_engine_trades_journals_and_recovers_from_kill_9(
         assert holder is not None
         assert holder["free"] is True  # a clean stop releases the lease at once
     finally:
-        await engine.terminate()
+        for started in engines:  # a failed assertion must not leave an engine running
+            await started.terminate()
         await pool.close()
         await venue.close()
 

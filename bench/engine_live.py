@@ -1,0 +1,430 @@
+"""Latency, journal throughput and memory of the live engine against real servers.
+
+    .venv/bin/python -m bench.engine_live [--minutes 10] [--json]
+
+Starts, in a throw-away BOT4_HOME on free ports, what ``bot4 engine run`` talks to in
+production: PostgreSQL primary + synchronous standby (``remote_apply``), migrated, and the
+exchange simulator as its own process with background agents trading (so books move and
+our quotes get filled). Everything is stopped at the end, also on Ctrl-C or an error.
+
+**Trading phase.** One :class:`LiveEngine` runs in this process (no safety thread), leads,
+quotes the release below and is measured for ``--minutes`` after a short warm-up:
+
+- ``tick_to_order_p50_us`` / ``_p99_us``: the decision batch's oldest market-data receive
+  time (stamped in the feed callback, after ccxt.pro parsed the websocket message) → the
+  order request handed to the venue client. It includes the wait for the decision task,
+  the kernels, quote sync, the order manager's checks and **one write-ahead journal group
+  commit** (ORDER_NEW, durable on primary and standby) — not ccxt's own time.
+- ``ccxt_p99_us``: hand-off to the venue client → its answer, for every order send: the
+  adapter (breaker, translation, and its request-weight pacing when the venue's 6000/min
+  budget runs low: see ``venue_pacing_delays``), ccxt (signing, request, parsing),
+  loopback HTTP, the simulator's matching, and the event loop's delay in resuming.
+- ``rss_mb``: resident memory of this process (the engine's) at the end of the window.
+
+``last_order_at_s`` says when in the window the engine last sent an order: the engine
+only quotes a two-sided book, and the simulator's agents thin theirs out over time.
+
+**Journal phase** (after trading, the engine stopped): a dedicated
+:class:`GroupCommitter` on the same database under its own lease epoch, fed by
+``--producers`` coroutines that each record batches of ``--batch`` realistic order events:
+``journal_events_per_s`` committed, and ``journal_commit_p50_ms`` / ``_p99_ms`` from a
+``record()`` call to its return (queueing + one transaction + the synchronous standby).
+
+Progress goes to stderr; stdout gets one JSON document (``--json``) or a short table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import itertools
+import json
+import logging
+import os
+import shutil
+import signal
+import socket
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Final
+
+import asyncpg
+import numpy as np
+from prometheus_client import REGISTRY
+
+from bot4.logs import configure_logging
+from bot4.settings import DatabaseSettings, ExchangeSettings, Settings
+from engine.dtypes import TRADING_STATE_NAMES
+from engine.journal import GroupCommitter, Journal, JournalEvent, JournalKind
+from engine.leadership import Lease
+from engine.live.engine import EngineConfig, LiveEngine, open_engine
+from engine.live.release import Release
+from infra.postgres.migrate import apply_migrations_sync
+from infra.stack.exchange_sim_server import ExchangeSimServer
+from infra.stack.paths import StackPaths
+from infra.stack.postgres import PostgresPair
+
+RELEASE: Final = {
+    "version": "bench-live-1",
+    "symbols": ["BTC/USDT", "ETH/USDT"],
+    "model": {"builtin": "linear"},
+    # Tight quotes and a short requote, so the agents trade against us all the time; the
+    # adverse-selection pull and the stop-loss are out of reach, else the simulator's
+    # informed agents make the strategy stand aside for most of the run.
+    "strategy": {"quote_lots": 20, "min_half_spread_ticks": 0.5, "base_half_spread_ticks": 0.5,
+                 "taker_enabled": False, "requote_ticks": 2, "adverse_multiplier": 0.0,
+                 "adverse_pull_ticks": 1e9},
+    "post_trade": {"stop_loss_ticks": 1e9},
+    "risk": {"max_order_notional": 100_000, "max_symbol_notional": 1_000_000,
+             "max_position_lots": 100_000, "max_portfolio_exposure": 10_000_000,
+             "max_depth_fraction": 5.0, "price_band_bps": 500},
+}  # fmt: skip
+ENGINE_INSTANCE: Final = "bench"
+JOURNAL_INSTANCE: Final = "benchjournal"
+WARMUP_S: Final = 5.0
+PROGRESS_EVERY_S: Final = 10.0
+LEAD_TIMEOUT_S: Final = 60.0
+
+
+def _say(message: str) -> None:
+    print(f"[engine_live {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+class _StderrProgress:
+    """Stack progress as one stderr line per finished step."""
+
+    def begin(self, component: str, action: str) -> None:
+        """Ignore (the outcome line follows)."""
+
+    def waiting(self, component: str, elapsed_s: float) -> None:
+        """Ignore."""
+
+    def done(self, component: str, outcome: str) -> None:
+        """Print the outcome."""
+        _say(f"{component}: {outcome}")
+
+
+def _free_ports(count: int) -> list[int]:
+    socks = [socket.socket() for _ in range(count)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def _rss_mb() -> tuple[float, float]:
+    """Return (current, peak) resident set size of this process in MB."""
+    fields = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines())
+    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
+
+
+def _metric_total(name: str) -> float:
+    """Return the sum of a Prometheus metric's samples in this process (0 when absent)."""
+    return sum(
+        sample.value
+        for metric in REGISTRY.collect()
+        for sample in metric.samples
+        if sample.name == name
+    )
+
+
+def _percentile(values: list[float], q: float) -> float | None:
+    return float(np.percentile(np.asarray(values), q)) if values else None
+
+
+def _round(value: float | None, digits: int = 1) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+@contextlib.contextmanager
+def running_servers(agent_rate: float, *, keep: bool = False) -> Iterator[Settings]:
+    """Start PostgreSQL (primary + sync standby, migrated) and the simulator; stop both."""
+    home = Path(tempfile.mkdtemp(prefix="bot4-bench-live-", dir="/tmp"))
+    home.chmod(0o755)  # the unprivileged PostgreSQL user must reach it
+    pg_a, pg_b, exchange = _free_ports(3)
+    settings = Settings(
+        home=home,
+        db=DatabaseSettings(primary_port=pg_a, standby_port=pg_b),
+        exchange=ExchangeSettings(
+            port=exchange, symbols=tuple(RELEASE["symbols"]), sim_agent_orders_per_s=agent_rate
+        ),
+    )
+    paths = StackPaths(home)
+    paths.create()
+    postgres = PostgresPair(paths=paths, settings=settings.db)
+    simulator = ExchangeSimServer(paths=paths, settings=settings)
+    failed = True
+    try:
+        progress = _StderrProgress()
+        postgres.ensure_running(progress)
+        applied = apply_migrations_sync(settings.db.effective_dsn())
+        _say(f"migrations: {len(applied)} applied")
+        progress.done(simulator.name, simulator.ensure_running(progress))
+        yield settings
+        failed = keep
+    finally:
+        for stop in (simulator.stop, postgres.stop):
+            try:
+                stop()
+            except Exception as e:  # stop the rest, then report
+                _say(f"stopping failed: {e}")
+                failed = True
+        if failed:
+            _say(f"kept {home} (logs in log/); its servers are stopped")
+        else:
+            shutil.rmtree(home, ignore_errors=True)
+
+
+# --- trading phase ----------------------------------------------------------------------
+
+
+async def _wait_for_leadership(engine: LiveEngine, run: asyncio.Task[None]) -> None:
+    deadline = time.monotonic() + LEAD_TIMEOUT_S
+    while engine.role != "leader" or engine.quotes is None or engine.manager is None:
+        if run.done():
+            run.result()  # raises what ended it
+            raise RuntimeError("engine stopped before leading")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"engine did not lead within {LEAD_TIMEOUT_S:.0f} s")
+        await asyncio.sleep(0.05)
+
+
+async def measure_trading(settings: Settings, minutes: float) -> dict[str, Any]:
+    """Run one engine as leader for ``minutes`` (after a warm-up) and read its samples."""
+    release = Release.from_mapping(RELEASE, source="bench.engine_live")
+    config = EngineConfig(instance=ENGINE_INSTANCE, color="blue",
+                          dsn=settings.db.effective_dsn())  # fmt: skip
+    engine, pool = await open_engine(config, release, settings.exchange)
+    run = asyncio.create_task(engine.run(), name="engine")
+    try:
+        await _wait_for_leadership(engine, run)
+        quotes, manager = engine.quotes, engine.manager
+        assert quotes is not None
+        assert manager is not None
+        _say(f"engine leads (epoch {engine.epoch}); warming up {WARMUP_S:.0f} s")
+        await asyncio.sleep(WARMUP_S)
+        window = max(minutes * 60.0, 0.0)
+        started = time.monotonic()
+        first_sample = len(quotes.tick_to_order_ns)
+        placed, canceled, refused = quotes.placed, quotes.canceled, quotes.refused
+        fills, events = manager.fills_recorded, engine.decider.events_decided
+        decisions = engine.decisions
+        paced = _metric_total("bot4_venue_rate_limit_delays_total")
+        max_weight = 0.0
+        while (elapsed := time.monotonic() - started) < window:
+            await asyncio.sleep(min(PROGRESS_EVERY_S, window - elapsed))
+            if engine.quotes is not quotes or run.done():
+                raise RuntimeError(f"engine lost leadership or stopped (role {engine.role})")
+            max_weight = max(max_weight, _metric_total("bot4_venue_used_weight"))
+            _say(
+                f"trading {time.monotonic() - started:5.0f}/{window:.0f} s: "
+                f"{quotes.placed - placed} orders, {manager.fills_recorded - fills} fills, "
+                f"{len(quotes.tick_to_order_ns) - first_sample} samples, "
+                f"{engine.decider.events_decided - events} events decided"
+            )
+        elapsed = time.monotonic() - started
+        rss, peak = _rss_mb()
+        tick_to_order_us = [ns / 1e3 for ns in quotes.tick_to_order_ns[first_sample:]]
+        sends = [(sent, answered) for sent, answered in manager.send_times if sent >= started]
+        ccxt_us = [(answered - sent) * 1e6 for sent, answered in sends]
+        last_send_s = round(sends[-1][0] - started, 1) if sends else None
+        if elapsed - (last_send_s or 0.0) > 30.0:
+            _say(f"no order sent in the last {elapsed - (last_send_s or 0.0):.0f} s of the window")
+        return {
+            "tick_to_order_p50_us": _round(_percentile(tick_to_order_us, 50)),
+            "tick_to_order_p99_us": _round(_percentile(tick_to_order_us, 99)),
+            "ccxt_p50_us": _round(_percentile(ccxt_us, 50)),
+            "ccxt_p99_us": _round(_percentile(ccxt_us, 99)),
+            "rss_mb": round(rss, 1),
+            "rss_peak_mb": round(peak, 1),
+            "minutes": round(elapsed / 60.0, 3),
+            "warmup_s": WARMUP_S,
+            "orders": quotes.placed - placed,
+            "order_sends": len(ccxt_us),
+            "cancels": quotes.canceled - canceled,
+            "refused": quotes.refused - refused,
+            "fills": manager.fills_recorded - fills,
+            "events_decided": engine.decider.events_decided - events,
+            "decisions": engine.decisions - decisions,
+            "tick_to_order_samples": len(tick_to_order_us),
+            "ccxt_samples": len(ccxt_us),
+            "last_order_at_s": last_send_s,
+            "trading_state": TRADING_STATE_NAMES[engine.effective_state()],
+            "venue_pacing_delays": round(
+                _metric_total("bot4_venue_rate_limit_delays_total") - paced
+            ),
+            "venue_max_used_weight_1m": round(max_weight),
+        }
+    finally:
+        engine.stop()
+        try:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(run, 30.0)  # leader: cancels its orders, releases
+        finally:
+            try:
+                await engine.session.close()
+            finally:
+                await pool.close()
+
+
+# --- journal phase ----------------------------------------------------------------------
+
+
+def _order_events(producer: int, seq: int, count: int, epoch: int) -> list[JournalEvent]:
+    """Return ``count`` events of orders' lives, with the bodies the order manager writes.
+
+    Alternating ORDER_NEW (the write-ahead request) and ORDER_ACKED; each has a fresh
+    event id, as every real event does. Built with dict literals: the producers stand
+    for the engine's order tasks and should cost little next to the journal itself.
+    """
+    events = []
+    for k in range(count):
+        cid = f"{JOURNAL_INSTANCE}-{epoch}-{producer}.{seq}.{k // 2}"
+        if k % 2 == 0:
+            kind = JournalKind.ORDER_NEW
+            body: dict[str, Any] = {
+                "symbol": "BTC/USDT", "side": "buy" if seq % 2 else "sell", "type": "limit",
+                "amount": "0.020", "price": f"{64000 + seq % 500}.50", "time_in_force": "GTC",
+                "reduce_only": False, "epoch": epoch, "phase": "new", "reason": None,
+            }  # fmt: skip
+        else:
+            kind = JournalKind.ORDER_ACKED
+            body = {"order_id": str(producer * 10**9 + seq), "status": "open", "filled": "0",
+                    "phase": "acked", "reason": None}  # fmt: skip
+        events.append(JournalEvent(kind=kind, client_order_id=cid, body=body))
+    return events
+
+
+async def _acquire(lease: Lease) -> int:
+    deadline = time.monotonic() + 30.0
+    while (epoch := await lease.try_acquire()) is None:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the trading lease stayed held (did the engine release it?)")
+        await asyncio.sleep(0.2)
+    return epoch
+
+
+async def measure_journal(dsn: str, *, seconds: float, producers: int, batch: int,
+                          max_batch: int) -> dict[str, Any]:  # fmt: skip
+    """Drive one group committer with ``producers`` concurrent recorders for ``seconds``."""
+    async with asyncpg.create_pool(dsn, min_size=2, max_size=2) as pool:
+        lease = Lease(pool, instance=JOURNAL_INSTANCE, ttl_s=seconds + 120.0)
+        epoch = await _acquire(lease)
+        committer = GroupCommitter(Journal(pool, instance=JOURNAL_INSTANCE),
+                                   epoch=lambda: epoch, max_batch=max_batch)  # fmt: skip
+        committer.start()
+        latencies_ms: list[float] = []
+        committed = 0
+        warm_until = time.monotonic() + min(2.0, seconds / 5)
+        end = warm_until + seconds
+
+        async def produce(index: int) -> None:
+            nonlocal committed
+            for seq in itertools.count():
+                now = time.monotonic()
+                if now >= end:
+                    return
+                events = _order_events(index, seq, batch, epoch)
+                began = time.perf_counter()
+                await committer.record(events)
+                if now >= warm_until:
+                    latencies_ms.append((time.perf_counter() - began) * 1e3)
+                    committed += len(events)
+
+        async def report() -> None:
+            while True:
+                await asyncio.sleep(PROGRESS_EVERY_S)
+                elapsed = time.monotonic() - warm_until
+                if elapsed > 0:
+                    _say(f"journal {elapsed:4.0f}/{seconds:.0f} s: "
+                         f"{committed / elapsed:,.0f} events/s")  # fmt: skip
+
+        _say(f"journal phase: {producers} producers x {batch} events, epoch {epoch}")
+        reporter = asyncio.create_task(report())
+        batches_before = committer.batches
+        try:
+            await asyncio.gather(*(produce(i) for i in range(producers)))
+        finally:
+            reporter.cancel()
+            await committer.stop()
+            await lease.release()
+        wall = time.monotonic() - warm_until
+        transactions = committer.batches - batches_before
+    return {
+        "journal_events_per_s": round(committed / wall),
+        "journal_commit_p50_ms": _round(_percentile(latencies_ms, 50), 3),
+        "journal_commit_p99_ms": _round(_percentile(latencies_ms, 99), 3),
+        "journal_events": committed,
+        "journal_records": len(latencies_ms),
+        "journal_seconds": round(wall, 2),
+        "journal_producers": producers,
+        "journal_events_per_record": batch,
+        "journal_events_per_transaction": round(committed / max(transactions, 1), 1),
+        "journal_max_batch": max_batch,
+    }
+
+
+# --- entry point ------------------------------------------------------------------------
+
+
+async def _measure(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
+    report: dict[str, Any] = {}
+    report.update(await measure_trading(settings, args.minutes))
+    journal = measure_journal(
+        settings.db.effective_dsn(),
+        seconds=args.journal_seconds,
+        producers=args.producers,
+        batch=args.batch,
+        max_batch=args.max_batch,
+    )
+    report.update(await journal)
+    return report
+
+
+def _table(report: dict[str, Any]) -> str:
+    width = max(len(k) for k in report)
+    return "\n".join(f"{k:<{width}}  {v}" for k, v in report.items())
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM stops the servers like Ctrl-C does
+
+
+def main() -> None:
+    """Measure and print the report."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--minutes", type=float, default=10.0, help="trading window")
+    parser.add_argument("--json", action="store_true", help="print one JSON document")
+    parser.add_argument("--agent-rate", type=float, default=150.0,
+                        help="simulator background agents' orders per second")  # fmt: skip
+    parser.add_argument("--keep", action="store_true", help="keep the temp home (logs)")
+    parser.add_argument("--journal-seconds", type=float, default=15.0)
+    parser.add_argument("--producers", type=int, default=64, help="journal recorders")
+    parser.add_argument("--batch", type=int, default=4, help="events per record() call")
+    parser.add_argument("--max-batch", type=int, default=2000,
+                        help="GroupCommitter max_batch (events per transaction)")  # fmt: skip
+    args = parser.parse_args()
+    if args.minutes < 0 or args.journal_seconds <= 0 or args.producers < 1 or args.batch < 1:
+        parser.error("--minutes must be >= 0; --journal-seconds, --producers, --batch > 0")
+    signal.signal(signal.SIGTERM, _interrupt)
+    report: dict[str, Any] = {"agent_orders_per_s": args.agent_rate, "cpus": os.cpu_count()}
+    try:
+        with running_servers(args.agent_rate, keep=args.keep) as settings:
+            # the engine's structured logs go to the bench home's log/, as in production
+            configure_logging(log_dir=settings.home / "log", level=logging.INFO)
+            report.update(asyncio.run(_measure(settings, args)))
+    except KeyboardInterrupt:
+        _say("interrupted; servers stopped")
+        raise SystemExit(130) from None
+    print(json.dumps(report, indent=2) if args.json else _table(report), flush=True)
+
+
+if __name__ == "__main__":
+    main()
