@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
+import os
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any, Literal
+
+
+def time_ordered_uuid() -> uuid.UUID:
+    """Return a UUIDv7 (RFC 9562): 48 bits of Unix milliseconds, then 74 random bits.
+
+    Event ids that grow with time land at the right edge of the unique index instead of
+    anywhere in it: far fewer index pages touched per insert than with random UUIDv4.
+    """
+    millis = time.time_ns() // 1_000_000
+    value = (millis & 0xFFFF_FFFF_FFFF) << 80 | int.from_bytes(os.urandom(10), "big")
+    value = (value & ~(0xF << 76)) | (0x7 << 76)  # version 7
+    value = (value & ~(0x3 << 62)) | (0x2 << 62)  # RFC 4122 variant
+    return uuid.UUID(int=value)
 
 
 class JournalKind(StrEnum):
@@ -32,7 +47,7 @@ class JournalEvent:
     kind: JournalKind
     body: dict[str, Any]
     client_order_id: str | None = None
-    event_id: uuid.UUID = field(default_factory=uuid.uuid4)
+    event_id: uuid.UUID = field(default_factory=time_ordered_uuid)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

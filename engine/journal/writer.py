@@ -58,6 +58,15 @@ ON CONFLICT (venue, symbol, trade_id) DO NOTHING
 """
 
 
+_EVENT_COLUMNS: Final = (
+    "event_id", "lease", "epoch", "instance", "kind", "client_order_id", "body",
+)  # fmt: skip
+_FILL_COLUMNS: Final = (
+    "venue", "trade_id", "lease", "epoch", "instance", "client_order_id", "symbol", "side",
+    "price", "qty", "fee", "fee_asset", "traded_at",
+)  # fmt: skip
+
+
 class FencedError(LeaseLostError):
     """PostgreSQL refused the write: our epoch is stale. Stop sending, step down."""
 
@@ -120,44 +129,12 @@ class Journal:
                 the same batch.
         """
         try:
-            # Bounded: after a server restart a pooled connection can be dead without
-            # knowing it, and a batch must then fail as temporary, not wait for ever.
-            async with (
-                asyncio.timeout(self.timeout_s),
-                self.pool.acquire() as conn,
-                conn.transaction(),
-            ):
-                events_added = fills_added = 0
-                if events:
-                    status = await conn.execute(
-                        _INSERT_EVENTS,
-                        self.lease,
-                        epoch,
-                        self.instance,
-                        [e.event_id for e in events],
-                        [e.kind.value for e in events],
-                        [e.client_order_id for e in events],
-                        [json.dumps(e.body, default=str) for e in events],
-                    )
-                    events_added = _count(status)
-                if fills:
-                    status = await conn.execute(
-                        _INSERT_FILLS,
-                        self.lease,
-                        epoch,
-                        self.instance,
-                        [f.venue for f in fills],
-                        [f.trade_id for f in fills],
-                        [f.client_order_id for f in fills],
-                        [f.symbol for f in fills],
-                        [f.side for f in fills],
-                        [f.price for f in fills],
-                        [f.qty for f in fills],
-                        [f.fee for f in fills],
-                        [f.fee_asset for f in fills],
-                        [f.traded_at for f in fills],
-                    )
-                    fills_added = _count(status)
+            try:
+                return await self._write(events, fills, epoch=epoch, copy=True)
+            except asyncpg.UniqueViolationError:
+                # Some of the batch is already recorded (a retry after an unknown commit
+                # outcome): write it again row by row, skipping what is there.
+                return await self._write(events, fills, epoch=epoch, copy=False)
         except asyncpg.PostgresError as e:
             if e.sqlstate == STALE_EPOCH_SQLSTATE:
                 raise FencedError(f"journal refused epoch {epoch}: {e}") from e
@@ -168,4 +145,79 @@ class Journal:
             raise JournalUnavailableError(
                 f"journal unreachable ({e.__class__.__name__}: {e})"
             ) from e
+
+    async def _write(
+        self,
+        events: Sequence[JournalEvent],
+        fills: Sequence[FillRecord],
+        *,
+        epoch: int,
+        copy: bool,
+    ) -> AppendResult:
+        """Write one batch in one transaction: binary COPY, or INSERT .. ON CONFLICT.
+
+        COPY is about twice as fast, and it fires the same fencing trigger (statement
+        level, transition table), but a duplicate aborts it; the INSERT skips duplicates.
+        """
+        # Bounded: after a server restart a pooled connection can be dead without
+        # knowing it, and a batch must then fail as temporary, not wait for ever.
+        async with (
+            asyncio.timeout(self.timeout_s),
+            self.pool.acquire() as conn,
+            conn.transaction(),
+        ):
+            events_added = fills_added = 0
+            if events and copy:
+                status = await conn.copy_records_to_table(
+                    "journal_events",
+                    columns=_EVENT_COLUMNS,
+                    records=[
+                        (e.event_id, self.lease, epoch, self.instance, e.kind.value,
+                         e.client_order_id, json.dumps(e.body, default=str))
+                        for e in events
+                    ],
+                )  # fmt: skip
+                events_added = _count(status)
+            elif events:
+                status = await conn.execute(
+                    _INSERT_EVENTS,
+                    self.lease,
+                    epoch,
+                    self.instance,
+                    [e.event_id for e in events],
+                    [e.kind.value for e in events],
+                    [e.client_order_id for e in events],
+                    [json.dumps(e.body, default=str) for e in events],
+                )
+                events_added = _count(status)
+            if fills and copy:
+                status = await conn.copy_records_to_table(
+                    "fills",
+                    columns=_FILL_COLUMNS,
+                    records=[
+                        (f.venue, f.trade_id, self.lease, epoch, self.instance,
+                         f.client_order_id, f.symbol, f.side, f.price, f.qty, f.fee,
+                         f.fee_asset, f.traded_at)
+                        for f in fills
+                    ],
+                )  # fmt: skip
+                fills_added = _count(status)
+            elif fills:
+                status = await conn.execute(
+                    _INSERT_FILLS,
+                    self.lease,
+                    epoch,
+                    self.instance,
+                    [f.venue for f in fills],
+                    [f.trade_id for f in fills],
+                    [f.client_order_id for f in fills],
+                    [f.symbol for f in fills],
+                    [f.side for f in fills],
+                    [f.price for f in fills],
+                    [f.qty for f in fills],
+                    [f.fee for f in fills],
+                    [f.fee_asset for f in fills],
+                    [f.traded_at for f in fills],
+                )
+                fills_added = _count(status)
         return AppendResult(events_added=events_added, fills_added=fills_added)

@@ -107,12 +107,14 @@ class LivingMarket:
         self.fundamental *= np.exp(sigma * shocks - 0.5 * sigma**2)
 
     def act(self) -> None:
-        """Let one agent act: re-quote the LP's oldest order, or cross the spread."""
+        """Let one agent act: add a quote (replacing the oldest when full), or cross."""
         index = int(self.rng.integers(len(self.symbols)))
         symbol = self.symbols[index]
         if self.rng.random() < 0.7:
             mine = self.venue.engine.open_orders(LP_ACCOUNT, symbol)
-            if mine:
+            # Cancel the oldest only when the ladder is full: market orders eat levels,
+            # and a re-quote that always replaced one would let them empty the book.
+            if len(mine) >= 2 * LEVELS:
                 oldest = mine[0]
                 with contextlib.suppress(VenueError):
                     self.venue.cancel(
