@@ -43,7 +43,7 @@ class EngineAdmin:
                 for c in engine.gate.history[-5:]
             ],
             "paused": engine.paused,
-            "conditions": dict(engine.conditions),
+            "conditions": engine.gate.holds,
             "model_version": engine.release.model.version,
             "positions": engine.decider.positions_lots(),
             "pnl": round(engine.decider.equity(), 6),

@@ -236,7 +236,7 @@ class ControlServer:
         # the gate is the authority on lowerings (a halt shows even when the engine's
         # view is stale); the engine's own conditions (venue, journal) may lower it further
         reported = document.get("trading_state")
-        state = self._gate.state
+        state = self._gate.effective
         if reported in TRADING_STATE_NAMES:
             state = max(state, TRADING_STATE_NAMES.index(str(reported)))
         document["trading_state"] = TRADING_STATE_NAMES[state]

@@ -120,7 +120,6 @@ class LiveEngine:
         self.lease = Lease(pool, instance=config.instance, ttl_s=config.lease_ttl_s)
         self.paused = False
         self.want_lead = config.lead
-        self.conditions: dict[str, int] = {}  # automatic lowerings that clear by themselves
         self.recovery: RecoveryReport | None = None
         self.manager: OrderManager | None = None
         self.quotes: QuoteSync | None = None
@@ -211,13 +210,9 @@ class LiveEngine:
             await asyncio.sleep(0)  # let feeds and order tasks run between batches
 
     def effective_state(self) -> int:
-        """Return the state the kernel decides under: gate, pause and conditions."""
-        state = self.gate.state
-        if self.paused:
-            state = max(state, REDUCING)
-        for floor in self.conditions.values():
-            state = max(state, floor)
-        return state
+        """Return the state the kernel decides under: the gate with its holds, and pause."""
+        state = self.gate.effective
+        return max(state, REDUCING) if self.paused else state
 
     def _decide_now(self) -> None:
         if self.decider.pending == 0:
@@ -447,10 +442,9 @@ class LiveEngine:
                 _BREAKER_LEVEL[self.session.rest.breaker(group).state]
             )
         if failing:
-            if "venue" not in self.conditions:
+            if self.gate.hold("venue", REDUCING):
                 log.warning("venue_unhealthy", failing=failing)
-            self.conditions["venue"] = REDUCING
-        elif self.conditions.pop("venue", None) is not None:
+        elif self.gate.release("venue"):
             log.info("venue_healthy")
 
     def _check_journal(self) -> None:
@@ -458,12 +452,12 @@ class LiveEngine:
         committer = self._committer
         if committer is None or committer.backlog == 0:
             self._backlog_since = None
-            self.conditions.pop("journal", None)
+            self.gate.release("journal")
             return
         now = time.monotonic()
         self._backlog_since = self._backlog_since or now
         if now - self._backlog_since > JOURNAL_BACKLOG_GRACE_S:
-            self.conditions["journal"] = REDUCING
+            self.gate.hold("journal", REDUCING)
 
     # --- what the control surface reads -----------------------------------------------
     def market_data_lag_s(self) -> float | None:

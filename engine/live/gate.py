@@ -5,6 +5,11 @@ thread (so they answer while the strategy loop is stuck), and they must be able 
 order sending on the loop's thread without waiting for it. Lowering is allowed to anyone
 (any component that sees trouble); raising only through :meth:`TradingGate.raise_to`,
 which the operator paths call.
+
+Besides the state there are *holds*: named conditions that lower the effective state only
+while they last and clear by themselves (the venue's breakers open, the journal behind,
+the kill-switch flag unreadable). They are not lowerings of the state: when the cause
+goes away trading resumes without an operator, while a halt or a drawdown stop stays.
 """
 
 from __future__ import annotations
@@ -52,6 +57,7 @@ class TradingGate:
         if state == HALTED:
             self.halted.set()
         self._listeners: list[Callable[[GateChange], None]] = []
+        self._holds: dict[str, int] = {}
         self.history: list[GateChange] = []
 
     @property
@@ -64,13 +70,38 @@ class TradingGate:
         """Return the current state's name."""
         return TRADING_STATE_NAMES[self._state]
 
+    @property
+    def effective(self) -> int:
+        """Return the state orders obey: the state, lowered further by any hold."""
+        holds = list(self._holds.values())  # a copy: holds change on other threads
+        return max([self._state, *holds])
+
+    @property
+    def holds(self) -> dict[str, int]:
+        """Return the current holds by name."""
+        return dict(self._holds)
+
+    def hold(self, name: str, state: int) -> bool:
+        """Lower the effective state to ``state`` while ``name`` lasts; return if new."""
+        if state not in (REDUCING, HALTED):
+            raise ValueError(f"a hold lowers to REDUCING or HALTED (got {state})")
+        with self._lock:
+            new = name not in self._holds
+            self._holds[name] = state
+        return new
+
+    def release(self, name: str) -> bool:
+        """End the hold ``name``; return whether there was one."""
+        with self._lock:
+            return self._holds.pop(name, None) is not None
+
     def allows_new_orders(self) -> bool:
         """Return whether an order that may grow a position can be sent now."""
-        return self._state == ACTIVE
+        return self.effective == ACTIVE
 
     def allows_reducing_orders(self) -> bool:
         """Return whether an order that only shrinks a position can be sent now."""
-        return self._state != HALTED
+        return self.effective != HALTED
 
     def on_change(self, listener: Callable[[GateChange], None]) -> None:
         """Call ``listener`` (on the changing thread) after every change."""

@@ -6,12 +6,13 @@ it; :class:`KillSwitchPoller` reads it every ~200 ms on its own connection (on t
 thread, never the strategy loop) and, when it is engaged, lowers the gate to HALTED and
 runs the halt (cancel all, verified).
 
-Failure to read the flag for longer than ``stale_after_s`` lowers the gate to REDUCING.
+Failure to read the flag for longer than ``stale_after_s`` holds the gate at REDUCING
+until it can be read again (a hold, not a lowering: see :mod:`engine.live.gate`).
 Blind, the engine cannot know whether someone asked it to stop, so it must stop adding
 risk; but it does not HALT, because a database outage (including a planned failover,
 when the primary is gone for seconds) would then cancel every resting order of the desk,
-and only an operator can raise the state again. The control endpoint still halts without
-the database.
+and only an operator can raise a halt again. Once the flag reads again the hold ends and
+trading goes on. The control endpoint still halts without the database.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from engine.live.gate import TradingGate
 log = structlog.get_logger(__name__)
 
 DESK: Final = "desk"
+UNREADABLE_HOLD: Final = "kill_switch_unreadable"
 
 _UPSERT: Final = """
     INSERT INTO kill_switch AS k (name, engaged, reason, changed_by, changed_at)
@@ -113,7 +115,7 @@ class KillSwitchConfig:
     Attributes:
         name: the flag's row.
         poll_interval_s: pause between reads.
-        stale_after_s: unreadable for this long lowers the gate to REDUCING.
+        stale_after_s: unreadable for this long holds the gate at REDUCING.
         connect_timeout_s: bound of one connection attempt (each host of the DSN).
         query_timeout_s: bound of one read.
     """
@@ -200,6 +202,7 @@ class KillSwitchPoller:
         if self._failures:
             log.info("kill_switch_readable_again", failed_polls=self._failures)
         self._failures = 0
+        self._gate.release(UNREADABLE_HOLD)
         self.last_state, self.last_read_at = state, self._clock.monotonic()
         metrics.KILL_SWITCH_ENGAGED.set(1 if state.engaged else 0)
         metrics.KILL_SWITCH_AGE.set(0)
@@ -236,12 +239,8 @@ class KillSwitchPoller:
         self._failures += 1
         if self._failures % 25 == 1:  # the first failure, then every ~5 s: not 5 lines a second
             log.warning("kill_switch_unreadable", error=str(error), unread_s=round(unread_s, 3))
-        if unread_s > self.config.stale_after_s:
-            self._gate.lower(
-                REDUCING,
-                reason=f"kill switch unreadable for {unread_s:.1f} s",
-                by="kill_switch",
-            )
+        if unread_s > self.config.stale_after_s and self._gate.hold(UNREADABLE_HOLD, REDUCING):
+            log.warning("kill_switch_hold", unread_s=round(unread_s, 3), state="REDUCING")
 
     async def _disconnect(self) -> None:
         connection, self._connection = self._connection, None

@@ -44,3 +44,22 @@ def test_unknown_state_is_refused() -> None:
         TradingGate(7)
     with pytest.raises(ValueError, match="trading state"):
         TradingGate().lower(9, reason="x", by="y")
+
+
+def test_holds_lower_the_effective_state_only_while_they_last() -> None:
+    gate = TradingGate()
+    assert gate.hold("venue", REDUCING)
+    assert not gate.hold("venue", REDUCING)  # already held
+    assert gate.effective == REDUCING
+    assert gate.state == ACTIVE
+    assert not gate.allows_new_orders()
+    assert gate.allows_reducing_orders()
+    gate.hold("journal", HALTED)
+    assert not gate.allows_reducing_orders()
+    assert gate.release("journal")
+    assert gate.release("venue")
+    assert not gate.release("venue")
+    assert gate.effective == ACTIVE  # cleared by itself: no operator needed
+    assert gate.history == []  # holds are not changes of the state
+    with pytest.raises(ValueError, match="hold"):
+        gate.hold("x", ACTIVE)
