@@ -60,6 +60,7 @@ async def run_trading(settings: Settings, *, seconds: float, quiet: bool) -> Tra
     release = folder / "release.json"
     release.write_text(json.dumps(DEMO_RELEASE, indent=2) + "\n", encoding="utf-8")
     started = time.monotonic()
+    before = await _journal_counts(settings)  # the journal is the desk's: it accumulates
     log = (folder / "engine.out").open("wb")
     child = subprocess.Popen(  # noqa: ASYNC220 (a long-lived child, waited on below)
         [sys.executable, "-m", "bot4", "engine", "run", "--color", "blue",
@@ -82,11 +83,12 @@ async def run_trading(settings: Settings, *, seconds: float, quiet: bool) -> Tra
     finally:
         await asyncio.to_thread(_stop, child)
         log.close()
-    journal = await _journal_counts(settings)
+    after = await _journal_counts(settings)
+    journal = {kind: after[kind] - before.get(kind, 0) for kind in after}
     ok = child.returncode == 0 and journal.get("order_new", 0) > 0
     detail = (
-        f"{journal.get('order_new', 0)} orders, {journal.get('fills', 0)} fills journaled;"
-        f" engine exit {child.returncode}"
+        f"{journal.get('order_new', 0)} orders, {journal.get('fills', 0)} fills journaled"
+        f" in this run; engine exit {child.returncode}"
     )
     if child.returncode != 0:
         detail += f" (see {folder / 'engine.out'} and {settings.home / 'log' / 'bot4.log'})"
