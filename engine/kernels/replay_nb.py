@@ -417,16 +417,18 @@ def arena_offsets(
 
 
 @kernel
-def replay_packed(event_bytes: np.ndarray, lo: int, hi: int, arena: np.ndarray) -> int:
-    """Run :func:`replay_chunk` on the state packed in one byte arena (``PK_*`` layout).
+def arena_views(
+    arena: np.ndarray,
+) -> tuple[
+    np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray,
+    np.ndarray, np.ndarray, np.ndarray, int, np.ndarray, np.ndarray, np.ndarray, np.ndarray,
+    np.ndarray, np.ndarray,
+]:  # fmt: skip
+    """Return every state array of :func:`replay_chunk`, in its order, as views of ``arena``.
 
-    Same result as ``replay_chunk`` on the unpacked arrays (they are views of the arena);
-    this entry point exists because a call from Python pays per array argument, and more
-    for a record array: numba types a structured array in Python on every call (~300 ns),
-    a plain one in C. So the events arrive as a ``uint8`` view (``events.view(np.uint8)``)
-    and are viewed back as records here.
+    The one place the arena is carved up: the kernel calls it compiled, and
+    ``engine.replay.state`` calls ``arena_views.py_func`` (NumPy does the same views).
     """
-    events = event_bytes.view(EVENT_DTYPE)
     header = arena[0 : PK_HEADER * 8].view(np.int64)
     n = header[PK_SYMBOLS]
     depth = header[PK_DEPTH]
@@ -455,8 +457,7 @@ def replay_packed(event_bytes: np.ndarray, lo: int, hi: int, arena: np.ndarray) 
         o_scratch,
         f_end,
     ) = packed_offsets(n, depth, cap, hidden, width)
-    return replay_chunk(
-        events, lo, hi,
+    return (
         ibuf[o_book:o_sym_i].reshape((n, BOOK_ROWS, depth)),
         ibuf[o_sym_i:o_g].reshape((n, SI_COLUMNS)),
         fbuf[o_sym_f:o_features].reshape((n, SF_COLUMNS)),
@@ -467,11 +468,24 @@ def replay_packed(event_bytes: np.ndarray, lo: int, hi: int, arena: np.ndarray) 
         fbuf[o_limits:o_corr].reshape((n, RL_COLUMNS)),
         fbuf[o_corr:o_params].reshape((n, n)),
         fbuf[o_params:o_mv],
-        header[PK_MODEL_KIND],
+        int(header[PK_MODEL_KIND]),
         fbuf[o_mv:o_w1].reshape((MV_ROWS, width)),
         fbuf[o_w1:o_scratch].reshape((hidden, N_FEATURES)),
         fbuf[o_scratch:f_end],
         ibuf[o_ring:i_end].reshape((cap, MK_COLUMNS)),
         arena[o_fills:o_intents].view(FILL_DTYPE),
         arena[o_intents:end].view(INTENT_DTYPE),
-    )  # fmt: skip
+    )
+
+
+@kernel
+def replay_packed(event_bytes: np.ndarray, lo: int, hi: int, arena: np.ndarray) -> int:
+    """Run :func:`replay_chunk` on the state packed in one byte arena (``PK_*`` layout).
+
+    Same result as ``replay_chunk`` on the unpacked arrays (they are views of the arena);
+    this entry point exists because a call from Python pays per array argument, and more
+    for a record array: numba types a structured array in Python on every call (~300 ns),
+    a plain one in C. So the events arrive as a ``uint8`` view (``events.view(np.uint8)``)
+    and are viewed back as records here.
+    """
+    return replay_chunk(event_bytes.view(EVENT_DTYPE), lo, hi, *arena_views(arena))

@@ -7,10 +7,10 @@ from typing import Any
 
 import numpy as np
 
-from engine.dtypes import FILL_DTYPE, INTENT_DTYPE, POSITION_DTYPE, TRADING_STATE_NAMES
+from engine.dtypes import TRADING_STATE_NAMES
+from engine.kernels._jit import py_func
 from engine.kernels.book_nb import BOOK_CODE_NAMES
 from engine.kernels.layout import (
-    BOOK_ROWS,
     G_BOOK_CODE_BASE,
     G_CANCELS,
     G_DENY_BASE,
@@ -26,11 +26,9 @@ from engine.kernels.layout import (
     GF_EQUITY,
     GF_MAX_DRAWDOWN,
     GF_TOKENS,
-    MK_COLUMNS,
-    MV_ROWS,
-    N_FEATURES,
     PK_DEPTH,
     PK_FILL_CAPACITY,
+    PK_HEADER,
     PK_HIDDEN,
     PK_INTENT_CAPACITY,
     PK_MODEL_KIND,
@@ -38,11 +36,9 @@ from engine.kernels.layout import (
     PK_SYMBOLS,
     PK_WIDTH,
     SF_ADVERSE,
-    SF_COLUMNS,
-    SI_COLUMNS,
 )
-from engine.kernels.replay_nb import arena_offsets, packed_offsets, replay_packed
-from engine.kernels.risk_nb import DENY_REASON_NAMES, RL_COLUMNS
+from engine.kernels.replay_nb import arena_offsets, arena_views, replay_packed
+from engine.kernels.risk_nb import DENY_REASON_NAMES
 from engine.models.artifact import ModelWeights
 from engine.replay.config import ReplayConfig
 
@@ -74,12 +70,9 @@ class EngineState:
     ring: np.ndarray
     fills: np.ndarray
     intents: np.ndarray
-    ibuf: np.ndarray
-    """Every int64 array above, packed (``PK_*`` in ``engine.kernels.layout``)."""
-    fbuf: np.ndarray
-    """Every float64 array above, packed."""
     arena: np.ndarray
-    """All of the above in one byte buffer (``replay_packed``'s single state argument)."""
+    """All of the above in one byte buffer (``PK_*`` header first; ``replay_packed``'s
+    single state argument)."""
 
     @classmethod
     def create(
@@ -99,66 +92,40 @@ class EngineState:
         cap = config.markout_capacity
         kind, mv, w1, _ = weights.kernel_arrays()
         hidden, width = w1.shape[0], mv.shape[1]
-        (
-            o_book,
-            o_sym_i,
-            o_g,
-            o_ring,
-            i_end,
-            o_sym_f,
-            o_features,
-            o_gf,
-            o_limits,
-            o_corr,
-            o_params,
-            o_mv,
-            o_w1,
-            o_scratch,
-            f_end,
-        ) = packed_offsets(n, depth, cap, hidden, width)
-        _, o_floats, o_positions, o_fills, o_intents, end = arena_offsets(
-            n, depth, cap, hidden, width, fill_capacity, intent_capacity
-        )
+        *_, end = arena_offsets(n, depth, cap, hidden, width, fill_capacity, intent_capacity)
         arena = np.zeros(end, dtype=np.uint8)
-        ibuf = arena[0:o_floats].view(np.int64)
-        ibuf[PK_SYMBOLS], ibuf[PK_DEPTH], ibuf[PK_RING] = n, depth, cap
-        ibuf[PK_HIDDEN], ibuf[PK_WIDTH], ibuf[PK_MODEL_KIND] = hidden, width, kind
-        ibuf[PK_FILL_CAPACITY], ibuf[PK_INTENT_CAPACITY] = fill_capacity, intent_capacity
-        fbuf = arena[o_floats:o_positions].view(np.float64)
-        # every array below is a view into ibuf / fbuf: change them in place, never rebind
-        gf = fbuf[o_gf:o_limits]
+        header = arena[0 : PK_HEADER * 8].view(np.int64)
+        header[PK_SYMBOLS], header[PK_DEPTH], header[PK_RING] = n, depth, cap
+        header[PK_HIDDEN], header[PK_WIDTH], header[PK_MODEL_KIND] = hidden, width, kind
+        header[PK_FILL_CAPACITY], header[PK_INTENT_CAPACITY] = fill_capacity, intent_capacity
+        # the kernel's own carving, run by NumPy: every array is a view into the arena
+        (book, sym_i, sym_f, features, positions, g, gf, limits, corr, params, model_kind,
+         mv_view, w1_view, scratch, ring, fills, intents) = py_func(arena_views)(arena)  # fmt: skip
         gf[GF_TOKENS] = config.risk.order_burst
-        limits = fbuf[o_limits:o_corr].reshape(n, RL_COLUMNS)
         limits[:] = config.limits(tick_size, lot_size)
-        corr = fbuf[o_corr:o_params].reshape(n, n)
         corr[:] = config.correlation(n)
-        params = fbuf[o_params:o_mv]
         params[:] = config.params()
-        mv_view = fbuf[o_mv:o_w1].reshape(MV_ROWS, width)
         mv_view[:] = mv
-        w1_view = fbuf[o_w1:o_scratch].reshape(hidden, N_FEATURES)
         w1_view[:] = w1
         return cls(
             symbols=symbols,
-            book=ibuf[o_book:o_sym_i].reshape(n, BOOK_ROWS, depth),
-            sym_i=ibuf[o_sym_i:o_g].reshape(n, SI_COLUMNS),
-            sym_f=fbuf[o_sym_f:o_features].reshape(n, SF_COLUMNS),
-            features=fbuf[o_features:o_gf].reshape(n, N_FEATURES),
-            positions=arena[o_positions:o_fills].view(POSITION_DTYPE),
-            g=ibuf[o_g:o_ring],
+            book=book,
+            sym_i=sym_i,
+            sym_f=sym_f,
+            features=features,
+            positions=positions,
+            g=g,
             gf=gf,
             limits=limits,
             corr=corr,
             params=params,
-            model_kind=kind,
+            model_kind=model_kind,
             mv=mv_view,
             w1=w1_view,
-            scratch=fbuf[o_scratch:f_end],
-            ring=ibuf[o_ring:i_end].reshape(cap, MK_COLUMNS),
-            fills=arena[o_fills:o_intents].view(FILL_DTYPE),
-            intents=arena[o_intents:end].view(INTENT_DTYPE),
-            ibuf=ibuf,
-            fbuf=fbuf,
+            scratch=scratch,
+            ring=ring,
+            fills=fills,
+            intents=intents,
             arena=arena,
         )
 
