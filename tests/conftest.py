@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
 from bot4.settings import Settings
 from infra.stack.launcher import Stack
+from tests.stubs.database import scratch_database
 from tests.stubs.stack import make_home, remove_home, stack_settings
 
 
@@ -28,3 +29,10 @@ def running_stack(session_settings: Settings) -> Iterator[Stack]:
         yield stack
     finally:
         stack.down()
+
+
+@pytest.fixture
+async def dsn(running_stack: Stack) -> AsyncIterator[str]:
+    """A fresh database on the session's PostgreSQL, migrated, dropped afterwards."""
+    async with scratch_database(running_stack.settings.db) as url:
+        yield url

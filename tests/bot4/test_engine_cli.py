@@ -13,7 +13,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
@@ -23,7 +23,6 @@ from bot4.settings import ExchangeSettings
 from engine.dtypes import HALTED
 from engine.live.killswitch import read_kill_switch
 from engine.live.safety import SafetyThread
-from infra.stack.launcher import Stack
 from tests.engine.live.test_control import (
     TOKEN,
     EngineLoop,
@@ -34,7 +33,6 @@ from tests.engine.live.test_control import (
     simulator,
     venue_client,
 )
-from tests.stubs.database import scratch_database
 from tests.stubs.ports import free_ports
 
 pytestmark = pytest.mark.timeout(180)
@@ -44,12 +42,6 @@ pytestmark = pytest.mark.timeout(180)
 def exchange() -> Iterator[ExchangeSettings]:
     with simulator() as settings:
         yield settings
-
-
-@pytest.fixture
-async def dsn(running_stack: Stack) -> AsyncIterator[str]:
-    async with scratch_database(running_stack.settings.db) as url:
-        yield url
 
 
 @pytest.fixture

@@ -23,14 +23,6 @@ from engine.journal import (
     JournalKind,
 )
 from engine.leadership import Lease
-from infra.stack.launcher import Stack
-from tests.stubs.database import scratch_database
-
-
-@pytest.fixture
-async def dsn(running_stack: Stack) -> AsyncIterator[str]:
-    async with scratch_database(running_stack.settings.db) as url:
-        yield url
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import signal
 import sys
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import suppress
 from decimal import Decimal
 from pathlib import Path
@@ -25,9 +25,7 @@ import asyncpg
 import pytest
 
 from engine.journal import FencedError, Journal, JournalEvent, JournalKind
-from infra.stack.launcher import Stack
 from tests.engine.live.harness import SYMBOLS, open_venue, venue_client_ids
-from tests.stubs.database import scratch_database
 from tests.stubs.exchange_sim import ThreadedSim, sim_config
 from tests.stubs.ports import free_ports
 
@@ -45,12 +43,6 @@ RELEASE = {
     # ticks of 0.01 on prices in the thousands: protections sized in dollars, not cents
     "post_trade": {"stop_loss_ticks": 3000, "latency_arb_move_ticks": 100},
 }  # fmt: skip
-
-
-@pytest.fixture
-async def dsn(running_stack: Stack) -> AsyncIterator[str]:
-    async with scratch_database(running_stack.settings.db) as url:
-        yield url
 
 
 @pytest.fixture

@@ -28,7 +28,6 @@ from infra.stack.postgres import PostgresPair
 from tests.engine.live.harness import SYMBOLS, clear_faults, open_venue, set_fault, venue_client_ids
 from tests.engine.live.test_engine import (
     EngineProcess,
-    dsn,
     fill_diff,
     journal_count,
     leader,
@@ -40,7 +39,7 @@ from tests.engine.live.test_engine import (
 from tests.stubs.ports import free_ports
 from tests.stubs.stack import make_home, remove_home
 
-__all__ = ["dsn", "market", "release"]  # fixtures reused from test_engine
+__all__ = ["market", "release"]  # fixtures reused from test_engine
 
 RESOLVED = ("order_acked", "order_filled", "order_canceled", "order_rejected")
 

@@ -26,7 +26,6 @@ from engine.live.killswitch import (
     set_kill_switch,
 )
 from engine.live.safety import SafetyThread
-from infra.stack.launcher import Stack
 from tests.engine.live.test_control import (
     TOKEN,
     EngineLoop,
@@ -37,7 +36,6 @@ from tests.engine.live.test_control import (
     simulator,
     venue_client,
 )
-from tests.stubs.database import scratch_database
 from tests.stubs.ports import free_ports
 
 pytestmark = pytest.mark.timeout(120)
@@ -47,12 +45,6 @@ pytestmark = pytest.mark.timeout(120)
 def exchange() -> Iterator[ExchangeSettings]:
     with simulator() as settings:
         yield settings
-
-
-@pytest.fixture
-async def dsn(running_stack: Stack) -> AsyncIterator[str]:
-    async with scratch_database(running_stack.settings.db) as url:
-        yield url
 
 
 @pytest.fixture

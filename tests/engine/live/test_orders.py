@@ -20,9 +20,7 @@ from engine.live.order_table import (
     OrderTable,
 )
 from engine.live.orders import OrderManager, OrderManagerConfig
-from infra.stack.launcher import Stack
 from tests.engine.live.harness import Rig, resting_price, rig, set_fault, venue_client_ids
-from tests.stubs.database import scratch_database
 from tests.stubs.exchange_sim import ThreadedSim, sim_config
 
 P = OrderPhase
@@ -127,12 +125,6 @@ def test_table_refuses_a_reused_client_id_and_finds_by_venue_id() -> None:
 
 
 # --- the manager, against PostgreSQL and the simulator ---------------------------------
-
-
-@pytest.fixture
-async def dsn(running_stack: Stack) -> AsyncIterator[str]:
-    async with scratch_database(running_stack.settings.db) as url:
-        yield url
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import os
 import signal
 import sys
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from decimal import Decimal
 
 import pytest
@@ -17,7 +17,6 @@ from engine.journal import JournalEvent, JournalKind
 from engine.live.fills import asset_deltas
 from engine.live.order_table import OrderPhase
 from engine.live.recovery import RecoveryConfig, recover
-from infra.stack.launcher import Stack
 from tests.engine.live.harness import (
     INSTANCE,
     SYMBOLS,
@@ -27,16 +26,9 @@ from tests.engine.live.harness import (
     set_fault,
     venue_client_ids,
 )
-from tests.stubs.database import scratch_database
 from tests.stubs.exchange_sim import ThreadedSim, sim_config
 
 pytestmark = pytest.mark.timeout(120)
-
-
-@pytest.fixture
-async def dsn(running_stack: Stack) -> AsyncIterator[str]:
-    async with scratch_database(running_stack.settings.db) as url:
-        yield url
 
 
 @pytest.fixture
