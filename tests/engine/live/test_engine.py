@@ -153,6 +153,19 @@ async def fill_diff(venue: Any, pool: asyncpg.Pool) -> str:
     return "\n".join(lines) + "\n"
 
 
+async def assert_venue_matches_journal(venue: Any, pool: asyncpg.Pool) -> None:
+    """No client id sent twice, none of ours open, each venue fill journaled exactly once."""
+    for symbol in SYMBOLS:
+        ids = await venue_client_ids(venue, symbol)
+        assert [c for c, n in Counter(ids).items() if n > 1] == [], symbol
+        assert await venue.orders.fetch_open_orders(symbol) == [], symbol
+        at_venue = sorted(
+            str(f.trade_id) for f in await venue.account.fetch_fills(symbol, after_trade_id=0)
+        )
+        journaled = await pool.fetch("SELECT trade_id FROM fills WHERE symbol = $1", symbol)
+        assert sorted(r["trade_id"] for r in journaled) == at_venue, await fill_diff(venue, pool)
+
+
 def leader(status: dict[str, Any]) -> bool:
     return status.get("role") == "leader"
 
@@ -200,16 +213,7 @@ async def test_engine_trades_journals_and_recovers_from_kill_9(
         assert status["epoch"] == 2
         assert status["recovery_ok"] is True, await fill_diff(venue, pool) + again.tail()
         assert await again.terminate() == 0, again.tail()
-        # at the venue: no client id twice, none of ours left open
-        for symbol in SYMBOLS:
-            ids = await venue_client_ids(venue, symbol)
-            assert [c for c, n in Counter(ids).items() if n > 1] == []
-            assert await venue.orders.fetch_open_orders(symbol) == []
-            venue_trades = sorted(
-                str(f.trade_id) for f in await venue.account.fetch_fills(symbol, after_trade_id=0)
-            )
-            journaled = await pool.fetch("SELECT trade_id FROM fills WHERE symbol = $1", symbol)
-            assert sorted(r["trade_id"] for r in journaled) == venue_trades  # each exactly once
+        await assert_venue_matches_journal(venue, pool)
         # the journal's positions are the venue's balance changes since the baseline
         row = await pool.fetchrow(
             "SELECT body FROM journal_events WHERE body->>'event' = 'baseline'"

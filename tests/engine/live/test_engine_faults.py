@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +27,7 @@ from infra.stack.postgres import PostgresPair
 from tests.engine.live.harness import SYMBOLS, clear_faults, open_venue, set_fault, venue_client_ids
 from tests.engine.live.test_engine import (
     EngineProcess,
-    fill_diff,
+    assert_venue_matches_journal,
     journal_count,
     leader,
     market,
@@ -50,19 +49,6 @@ def reducing_for_venue(status: dict[str, Any]) -> bool:
 
 def active(status: dict[str, Any]) -> bool:
     return bool(status["trading_state"] == "ACTIVE" and status["conditions"] == {})
-
-
-async def assert_venue_matches_journal(venue: Any, pool: asyncpg.Pool) -> None:
-    """No client id sent twice, none of ours open, each venue fill journaled exactly once."""
-    for symbol in SYMBOLS:
-        ids = await venue_client_ids(venue, symbol)
-        assert [c for c, n in Counter(ids).items() if n > 1] == [], symbol
-        assert await venue.orders.fetch_open_orders(symbol) == [], symbol
-        at_venue = sorted(
-            str(f.trade_id) for f in await venue.account.fetch_fills(symbol, after_trade_id=0)
-        )
-        journaled = await pool.fetch("SELECT trade_id FROM fills WHERE symbol = $1", symbol)
-        assert sorted(r["trade_id"] for r in journaled) == at_venue, await fill_diff(venue, pool)
 
 
 async def unresolved_unknowns(pool: asyncpg.Pool) -> list[str]:
