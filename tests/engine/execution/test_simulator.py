@@ -649,3 +649,29 @@ async def test_cancel_all_on_a_symbol_without_open_orders_returns_nothing(
 ):
     assert await quiet_session.orders.fetch_open_orders("ETH/USDT") == []
     assert await quiet_session.orders.cancel_all("ETH/USDT") == []
+
+
+async def test_halted_symbol_refuses_orders_without_retries_and_recovers(
+    session: VenueSession, sim_settings: ExchangeSettings
+):
+    """The venue's halt is a refusal (do not retry); the order never exists; others trade."""
+    from engine.execution import BreakerState, EndpointGroup, OrderRejectedError, OrderStatus
+
+    labels = {"venue": "binance", "endpoint_group": "orders", "outcome": "retried"}
+    retried = sample_value("bot4_venue_retries_total", labels)
+    request = await _limit_below_market(session, "it-halt-1")
+    await _fault(sim_settings, "halt_symbol", symbol="BTCUSDT")
+    try:
+        with pytest.raises(OrderRejectedError):
+            await session.orders.create_order(request)
+        assert sample_value("bot4_venue_retries_total", labels) == retried
+        assert session.rest.breaker(EndpointGroup.ORDERS).state is BreakerState.CLOSED
+        open_ids = [o.client_order_id for o in await session.orders.fetch_open_orders("BTC/USDT")]
+        assert "it-halt-1" not in open_ids
+    finally:
+        await _fault(sim_settings, "halt_symbol", method="DELETE")
+    placed = await session.orders.create_order(
+        await _limit_below_market(session, "it-halt-2")
+    )  # trading again once the halt is lifted
+    assert placed.status is OrderStatus.OPEN
+    await session.orders.cancel_order("it-halt-2", "BTC/USDT")
