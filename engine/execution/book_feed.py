@@ -87,6 +87,9 @@ class BookFeed:
         on_levels: receives each valid batch of :data:`engine.dtypes.BOOK_LEVEL`.
         watchdog: staleness watchdog (this feed registers its stream on it).
         config: depth, staleness, backoff.
+        on_status: told of every status change (new status, reason), after it happened;
+            a resync can pass through INVALID and back to VALID within milliseconds, so
+            observers that must see every transition listen here rather than poll.
     """
 
     def __init__(
@@ -97,8 +100,10 @@ class BookFeed:
         on_levels: Callable[[BookLevels], None],
         watchdog: StreamWatchdog,
         config: BookFeedConfig | None = None,
+        on_status: Callable[[BookStatus, str], None] | None = None,
     ) -> None:
         self._gateway = gateway
+        self._on_status = on_status
         self._instrument = instrument
         self._on_levels = on_levels
         self._watchdog = watchdog
@@ -219,3 +224,5 @@ class BookFeed:
             detail=detail,
         )
         self.status = status
+        if self._on_status is not None:
+            self._on_status(status, reason)
