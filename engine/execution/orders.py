@@ -183,6 +183,19 @@ class OrderClient:
         raw = await self._gateway.request(EndpointGroup.ORDERS, "fetch_order", fetch)
         return self._state(raw, client_order_id)
 
+    async def fetch_order_by_venue_id(self, order_id: str, symbol: str) -> OrderState:
+        """Return the order the venue numbered ``order_id`` (a trade names only this).
+
+        Raises:
+            OrderNotFoundError: the venue does not know it.
+        """
+
+        async def fetch(exchange: Any) -> Any:
+            return await exchange.fetch_order(order_id, symbol)
+
+        raw = await self._gateway.request(EndpointGroup.ORDERS, "fetch_order", fetch)
+        return order_state(raw)
+
     async def cancel_order(self, client_order_id: str, symbol: str) -> OrderState:
         """Cancel the order with this client id.
 

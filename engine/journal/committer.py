@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -40,6 +41,9 @@ class GroupCommitter:
         max_batch: most events + fills per transaction.
         max_queue: most pending records; ``record`` waits beyond it (backpressure).
         max_backoff_s: ceiling of the full-jitter backoff between retries.
+        slow_write_s: a write running longer than this makes the committer unhealthy
+            (a hung primary or standby fails nothing, it just never answers).
+        monotonic: clock of ``slow_write_s``.
     """
 
     def __init__(
@@ -50,6 +54,8 @@ class GroupCommitter:
         max_batch: int = 2000,
         max_queue: int = 20_000,
         max_backoff_s: float = 1.0,
+        slow_write_s: float = 0.5,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.journal = journal
         self.epoch = epoch
@@ -58,6 +64,10 @@ class GroupCommitter:
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue(maxsize=max_queue)
         self._task: asyncio.Task[None] | None = None
         self._fenced: FencedError | None = None
+        self._failing = False  # the last attempt failed and is being retried
+        self._writing_since: float | None = None
+        self.slow_write_s = slow_write_s
+        self._monotonic = monotonic
         self.retries = 0
         self.batches = 0
 
@@ -65,6 +75,17 @@ class GroupCommitter:
     def backlog(self) -> int:
         """Records waiting to be written (the engine lowers its state when this grows)."""
         return self._queue.qsize()
+
+    @property
+    def healthy(self) -> bool:
+        """Whether records commit promptly: no failing or hung write, short queue, no fence."""
+        writing_since = self._writing_since
+        return (
+            not self._failing
+            and self._fenced is None
+            and self.backlog < self.max_batch
+            and (writing_since is None or self._monotonic() - writing_since < self.slow_write_s)
+        )
 
     def start(self) -> None:
         """Start the writer task."""
@@ -89,11 +110,25 @@ class GroupCommitter:
         Raises:
             FencedError: our epoch is stale: nothing of this or any later record is written.
         """
+        await (await self.enqueue(events, fills))
+
+    async def enqueue(
+        self, events: Sequence[JournalEvent], fills: Sequence[FillRecord] = ()
+    ) -> asyncio.Future[None]:
+        """Queue facts (waiting only while the queue is full); return their commit future.
+
+        Records are committed in the order they were queued, so a fact queued later is
+        never durable before one queued earlier. The caller must await the future (or
+        consume its exception): it fails like :meth:`record`.
+
+        Raises:
+            FencedError: our epoch is stale: nothing of this or any later record is written.
+        """
         if self._fenced is not None:
             raise self._fenced
         pending = _Pending(events=events, fills=fills)
         await self._queue.put(pending)
-        await pending.done
+        return pending.done
 
     async def _run(self) -> None:
         while True:
@@ -103,7 +138,11 @@ class GroupCommitter:
                 item = self._queue.get_nowait()
                 batch.append(item)
                 size += len(item.events) + len(item.fills)
-            await self._write(batch)
+            self._writing_since = self._monotonic()
+            try:
+                await self._write(batch)
+            finally:
+                self._writing_since = None
             for _ in batch:
                 self._queue.task_done()
 
@@ -124,12 +163,14 @@ class GroupCommitter:
             except (JournalUnavailableError, asyncpg.PostgresError, OSError) as e:
                 # anything short of a fence may succeed later; the batch is idempotent,
                 # and a writer that died here would leave every producer waiting
+                self._failing = True
                 attempt += 1
                 self.retries += 1
                 delay = random.uniform(0, min(self.max_backoff_s, 0.05 * 2**attempt))  # noqa: S311
                 log.warning("journal_retry", attempt=attempt, delay_s=delay, error=str(e))
                 await asyncio.sleep(delay)
                 continue
+            self._failing = False
             self.batches += 1
             for pending in batch:
                 _settle(pending, None)

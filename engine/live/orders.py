@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import re
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Final, Protocol
@@ -142,6 +142,12 @@ class OrderManager:
         epoch: the lease epoch we hold (also the fence of every write).
         config: tuning.
         clock: time source.
+        send_before_durable: asked before each send; True lets the order go out while
+            its ORDER_NEW is still being committed (the lease is certainly ours and the
+            journal is healthy, so only a crash inside one group commit can leave a venue
+            order the journal lacks, and recovery cancels or adopts such orphans by their
+            client id prefix). False or None: classic write-ahead, the send waits for the
+            commit (and a stale epoch is refused before anything leaves).
 
     Raises:
         ValueError: ``instance`` or ``epoch`` cannot form a valid client order id.
@@ -159,6 +165,7 @@ class OrderManager:
         epoch: int,
         config: OrderManagerConfig | None = None,
         clock: Clock | None = None,
+        send_before_durable: Callable[[], bool] | None = None,
     ) -> None:
         if not INSTANCE_PATTERN.fullmatch(instance):
             raise ValueError(f"instance {instance!r}: 1-12 characters of A-Z a-z 0-9 _ .")
@@ -169,6 +176,7 @@ class OrderManager:
         self.instance, self.epoch = instance, epoch
         self.config = config or OrderManagerConfig()
         self.clock = clock or SystemClock()
+        self.send_before_durable = send_before_durable
         self.table = OrderTable()
         self.positions: dict[str, Position] = {}
         self.fill_cursors: dict[str, int] = {}
@@ -259,8 +267,12 @@ class OrderManager:
         self._settled.clear()
         try:
             body = request_body(request, reduce_only=reduce_only) | {"epoch": self.epoch}
-            await self._record(JournalKind.ORDER_NEW, order, body)  # write-ahead
+            durable = await self._enqueue(JournalKind.ORDER_NEW, order, body)
+            durable.add_done_callback(_retrieve)  # a send that fails must not orphan it
+            if self.send_before_durable is None or not self.send_before_durable():
+                await durable  # write-ahead: the intent is durable before the send
             await self._send(order)
+            await durable  # FencedError here: sent under a stale epoch; caller steps down
         finally:
             self._sending -= 1
             if not self._sending:
@@ -428,6 +440,8 @@ class OrderManager:
                 order = self.table.by_venue_id(f.order_id)
                 if order is None and self.table.pending(symbol):
                     break  # maybe an order whose answer is still on the way: next poll
+                if order is None:
+                    order = await self._adopt_unknown(f.order_id, symbol)
                 cid = "" if order is None else order.client_order_id
                 records.append(fill_record(f, venue=self.config.venue, client_order_id=cid))
                 makers.append(bool(f.is_maker))
@@ -436,6 +450,36 @@ class OrderManager:
                 self.fill_cursors[symbol] = max(int(r.trade_id) for r in records)
                 added += len(records)
         return added
+
+    async def _adopt_unknown(self, venue_order_id: str, symbol: str) -> LocalOrder | None:
+        """Find the order of a fill the table does not know; adopt it if it is ours.
+
+        Ours but unknown happens when the process died after a send and before its
+        ORDER_NEW was durable (``send_before_durable``); anything else (a manual trade on
+        the account) is foreign, and its fills are journaled without a client id.
+        """
+        try:
+            venue_order = await self.client.fetch_order_by_venue_id(venue_order_id, symbol)
+        except OrderNotFoundError:
+            return None
+        if not venue_order.client_order_id.startswith(self.prefix):
+            return None
+        return await self.adopt(venue_order)
+
+    async def adopt(self, venue_order: OrderState) -> LocalOrder:
+        """Journal a venue order of ours that the journal lacks, in the venue's state."""
+        request = OrderRequest(
+            client_order_id=venue_order.client_order_id, symbol=venue_order.symbol,
+            side=venue_order.side, type="limit" if venue_order.price else "market",
+            amount=venue_order.amount, price=venue_order.price,
+        )  # fmt: skip
+        order = self.table.add(LocalOrder(request=request))
+        body = request_body(request, reduce_only=False) | {"adopted": True}
+        await self._record(JournalKind.ORDER_NEW, order, body)
+        await self.apply_venue_state(order, venue_order)
+        log.warning("order_adopted", client_order_id=order.client_order_id,
+                    status=venue_order.status.value)  # fmt: skip
+        return order
 
     async def record_fills(
         self, records: Sequence[FillRecord], *, makers: Sequence[bool] | None = None
@@ -520,9 +564,14 @@ class OrderManager:
                     await self.apply_venue_state(order, state)
 
     async def _record(self, kind: JournalKind, order: LocalOrder, body: dict[str, Any]) -> None:
+        await (await self._enqueue(kind, order, body))
+
+    async def _enqueue(
+        self, kind: JournalKind, order: LocalOrder, body: dict[str, Any]
+    ) -> asyncio.Future[None]:
         body = body | {"phase": order.phase.value, "reason": order.reason}
         event = JournalEvent(kind=kind, client_order_id=order.client_order_id, body=body)
-        await self.committer.record([event])
+        return await self.committer.enqueue([event])
 
     def _publish(self) -> None:
         live = self.table.live()
@@ -534,3 +583,9 @@ class OrderManager:
                 s: {"qty": str(p.qty), "cost": str(p.cost)} for s, p in self.positions.items()
             },
         )
+
+
+def _retrieve(future: asyncio.Future[None]) -> None:
+    """Mark a commit future's failure as seen (asyncio warns about unseen ones)."""
+    if not future.cancelled():
+        future.exception()

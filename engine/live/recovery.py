@@ -10,10 +10,14 @@ and fills may have happened while nobody was polling. So, before trading:
    id: found means adopt the venue's state; "not found" (believed only after the
    adapter's grace period) means it was never placed and it is journaled REJECTED.
 3. **Orphans**: open orders at the venue with our id prefix that the journal does not
-   know. Write-ahead makes them impossible unless the journal lost a commit, so nothing
-   can be known of their intent: they are **canceled** (the default), or adopted when
-   configured (``orphans="adopt"``).
-4. **Fills**: the account's trades after the last journaled trade id are journaled.
+   know: the process died after sending them and before their ORDER_NEW was durable
+   (the manager's ``send_before_durable`` window, one group commit), or the journal lost
+   a commit. Each is journaled from the venue's view (ORDER_NEW marked ``adopted``);
+   nothing can be known of its intent, so it is then **canceled** (the default), or left
+   working when configured (``orphans="adopt"``).
+4. **Fills**: the account's trades after the last journaled trade id are journaled; a
+   trade of an order of ours the journal lacks (an orphan that filled before the crash)
+   first adopts that order, so the fill keeps its client id.
 5. **Positions**: the ``positions`` table is rewritten from the fills; the asset deltas
    the fills imply are compared with the venue's balances (relative to the balances
    the journal started from). A difference beyond tolerance is reported, and the caller
@@ -32,15 +36,14 @@ from typing import Literal
 import asyncpg
 import structlog
 
-from engine.execution import OrderNotFoundError, OrderRequest, OrderState
-from engine.journal import FillRecord, JournalEvent, JournalKind
+from engine.execution import OrderNotFoundError
+from engine.journal import FillRecord, JournalKind
 from engine.live.fills import asset_deltas, load_fills, split_symbol
 from engine.live.order_table import (
     LocalOrder,
     OrderPhase,
     OrderTable,
     order_from_body,
-    request_body,
 )
 from engine.live.orders import OrderManager
 
@@ -235,33 +238,16 @@ async def _orphans(manager: OrderManager, config: RecoveryConfig) -> tuple[list[
             cid = venue_order.client_order_id
             if not cid.startswith(manager.prefix) or cid in manager.table:
                 continue
+            # journaled first either way, so every order of ours at the venue is in the
+            # journal; then canceled through the table like any other order
+            await manager.adopt(venue_order)
             if config.orphans == "adopt":
-                await _adopt(manager, venue_order)
                 adopted.append(cid)
                 continue
-            try:
-                result = await manager.client.cancel_order(cid, symbol)
-            except OrderNotFoundError:
-                continue  # ended meanwhile; its fills are still polled below
-            await manager.record_cancel(venue_order, result)
+            await manager.cancel(cid)  # ended meanwhile: cancel learns how instead
             canceled.append(cid)
             log.warning("orphan_canceled", client_order_id=cid, symbol=symbol)
     return canceled, adopted
-
-
-async def _adopt(manager: OrderManager, venue_order: OrderState) -> None:
-    request = OrderRequest(
-        client_order_id=venue_order.client_order_id, symbol=venue_order.symbol,
-        side=venue_order.side, type="limit" if venue_order.price else "market",
-        amount=venue_order.amount, price=venue_order.price,
-    )  # fmt: skip
-    order = manager.table.add(LocalOrder(request=request))
-    body = request_body(request, reduce_only=False) | {"adopted": True, "phase": "new"}
-    await manager.committer.record(
-        [JournalEvent(kind=JournalKind.ORDER_NEW, client_order_id=order.client_order_id, body=body)]
-    )
-    await manager.apply_venue_state(order, venue_order)
-    log.warning("orphan_adopted", client_order_id=order.client_order_id)
 
 
 async def _compare_balances(

@@ -208,3 +208,32 @@ async def test_kill_9_mid_stream_loses_no_acked_batch_and_leaves_no_partial_one(
     assert set(acked) <= set(per_batch)  # nothing acknowledged is lost
     assert set(per_batch.values()) == {100}  # every batch whole: none half-written
     assert sorted(per_batch) == list(range(len(per_batch)))  # no hole before the kill
+
+
+async def test_committer_is_unhealthy_while_a_write_hangs_and_healthy_after(
+    pool: asyncpg.Pool,
+) -> None:
+    """A write blocked by a real lock (a hung database answers nothing, fails nothing)."""
+    epoch = await leader(pool, "blue")
+    committer = GroupCommitter(
+        Journal(pool, instance="blue"), epoch=lambda: epoch, slow_write_s=0.2
+    )
+    committer.start()
+    try:
+        assert committer.healthy
+        async with pool.acquire() as blocker, blocker.transaction():
+            await blocker.execute("LOCK TABLE journal_events IN ACCESS EXCLUSIVE MODE")
+            first = await committer.enqueue([JournalEvent(kind=JournalKind.ORDER_NEW, body={})])
+            second = await committer.enqueue([JournalEvent(kind=JournalKind.ORDER_ACKED, body={})])
+            await asyncio.sleep(0.1)
+            assert committer.healthy  # slow, not yet hung
+            await asyncio.sleep(0.25)
+            assert not committer.healthy
+            assert not first.done()
+            assert not second.done()
+        await asyncio.wait_for(asyncio.gather(first, second), timeout=10)
+        assert committer.healthy
+        kinds = await pool.fetch("SELECT kind FROM journal_events ORDER BY seq")
+        assert [k["kind"] for k in kinds][-2:] == ["order_new", "order_acked"]  # queue order
+    finally:
+        await committer.stop()

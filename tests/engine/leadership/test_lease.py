@@ -93,3 +93,28 @@ async def test_even_hand_written_sql_with_a_stale_epoch_is_refused(pool: asyncpg
             " VALUES (gen_random_uuid(), 0, 'blue', 'leadership', '{}')"
         )
     assert refused.value.sqlstate == "BT001"
+
+
+async def test_local_deadline_is_never_later_than_the_database_expiry(pool: asyncpg.Pool) -> None:
+    """``remaining_s`` is what the order manager trusts to send before a commit."""
+    lease = Lease(pool, instance="blue", ttl_s=5)
+    assert lease.remaining_s() == 0.0  # holds nothing
+    assert await lease.try_acquire() == 1
+    status = await lease.status()
+    db_left = (status.expires_at - await pool.fetchval("SELECT now()")).total_seconds()
+    assert 0 < lease.remaining_s() <= db_left
+    await lease.renew()
+    assert 4 < lease.remaining_s() <= 5
+    assert await lease.release()
+    assert lease.remaining_s() == 0.0
+
+
+async def test_local_deadline_is_gone_once_the_lease_is_lost(pool: asyncpg.Pool) -> None:
+    old = Lease(pool, instance="blue", ttl_s=0.3)
+    assert await old.try_acquire() == 1
+    await asyncio.sleep(0.35)
+    assert old.remaining_s() == 0.0  # expired locally, before anyone else could take it
+    assert await Lease(pool, instance="green", ttl_s=30).try_acquire() == 2
+    with pytest.raises(LeaseLostError):
+        await old.renew()
+    assert old.remaining_s() == 0.0

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from decimal import Decimal
@@ -27,7 +27,8 @@ from engine.execution import (
     open_session,
 )
 from engine.execution.models import Side
-from engine.journal import GroupCommitter, Journal
+from engine.journal import FillRecord, GroupCommitter, Journal, JournalEvent, JournalKind
+from engine.journal.writer import AppendResult
 from engine.leadership import Lease
 from engine.live.gate import TradingGate
 from engine.live.orders import OrderManager, OrderManagerConfig
@@ -58,15 +59,52 @@ class Rig:
     committer: GroupCommitter
 
 
+class HangingJournal(Journal):
+    """A journal that hangs for ever on its first write of a new order after
+    ``healthy_writes`` writes: the process will die inside that group commit.
+
+    Stands in for a primary or synchronous standby that stops answering: nothing real
+    can be made to hang on demand from inside the test, so this one method is replaced.
+    Every write before the hang is real.
+    """
+
+    def __init__(self, pool: asyncpg.Pool, *, instance: str, healthy_writes: int) -> None:
+        super().__init__(pool, instance=instance)
+        self.healthy_writes = healthy_writes
+
+    async def append(
+        self, events: Sequence[JournalEvent], fills: Sequence[FillRecord] = (), *, epoch: int
+    ) -> AppendResult:
+        self.healthy_writes -= 1
+        if self.healthy_writes < 0 and any(e.kind is JournalKind.ORDER_NEW for e in events):
+            print("journal hangs", flush=True)
+            await asyncio.Event().wait()
+        return await super().append(events, fills, epoch=epoch)
+
+
 @asynccontextmanager
 async def rig(
-    dsn: str, port: int, *, config: OrderManagerConfig | None = None
+    dsn: str,
+    port: int,
+    *,
+    config: OrderManagerConfig | None = None,
+    hang_after_writes: int | None = None,
 ) -> AsyncIterator[Rig]:
-    """Take the lease as ``blue`` (a new epoch) and yield a manager on it."""
+    """Take the lease as ``blue`` (a new epoch) and yield a manager on it.
+
+    With ``hang_after_writes`` the journal hangs after that many writes and the manager
+    sends orders before their ORDER_NEW is durable while the committer is healthy (as the
+    engine does), so orders reach the venue that the journal never learns of.
+    """
     async with asyncpg.create_pool(dsn, min_size=1, max_size=4) as pool:
         epoch = await Lease(pool, instance=INSTANCE, ttl_s=60).try_acquire()
         assert epoch is not None
-        committer = GroupCommitter(Journal(pool, instance=INSTANCE), epoch=lambda: epoch)
+        journal = (
+            Journal(pool, instance=INSTANCE)
+            if hang_after_writes is None
+            else HangingJournal(pool, instance=INSTANCE, healthy_writes=hang_after_writes)
+        )
+        committer = GroupCommitter(journal, epoch=lambda: epoch)
         committer.start()
         venue = await open_venue(port)
         gate = TradingGate()
@@ -75,6 +113,8 @@ async def rig(
                 client=venue.orders, account=venue.account, committer=committer, gate=gate,
                 instruments=venue.instruments, instance=INSTANCE, epoch=epoch,
                 config=config or OrderManagerConfig(poll_interval_s=0.05),
+                send_before_durable=None if hang_after_writes is None else (
+                    lambda: committer.healthy),
             )  # fmt: skip
             yield Rig(manager=manager, venue=venue, pool=pool, gate=gate, committer=committer)
         finally:
@@ -123,13 +163,14 @@ async def venue_client_ids(venue: VenueSession, symbol: str) -> list[str]:
     return [str(o["clientOrderId"]) for o in orders]
 
 
-async def burst(dsn: str, port: int) -> None:
+async def burst(dsn: str, port: int, *, hang_after_writes: int | None = None) -> None:
     """Keep six orders going at once for ever (market and resting, both symbols).
 
     Each outcome is printed as it comes, not per wave, so a kill lands among orders in
     every stage: being journaled, in flight, acked but not yet journaled as such.
     """
-    async with rig(dsn, port, config=OrderManagerConfig(poll_interval_s=0.02)) as r:
+    config = OrderManagerConfig(poll_interval_s=0.02)
+    async with rig(dsn, port, config=config, hang_after_writes=hang_after_writes) as r:
         stop = asyncio.Event()
         poller = asyncio.create_task(r.manager.run(stop))
         prices = {
@@ -165,4 +206,5 @@ async def burst(dsn: str, port: int) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(burst(sys.argv[1], int(sys.argv[2])))
+    hang = int(sys.argv[3]) if len(sys.argv) > 3 else None
+    asyncio.run(burst(sys.argv[1], int(sys.argv[2]), hang_after_writes=hang))

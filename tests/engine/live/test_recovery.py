@@ -10,6 +10,7 @@ from collections import Counter
 from collections.abc import Iterator
 from decimal import Decimal
 
+import asyncpg
 import pytest
 
 from engine.execution import OrderRequest
@@ -20,6 +21,7 @@ from engine.live.recovery import RecoveryConfig, recover
 from tests.engine.live.harness import (
     INSTANCE,
     SYMBOLS,
+    Rig,
     clear_faults,
     resting_price,
     rig,
@@ -68,35 +70,7 @@ async def test_kill_9_mid_burst_then_recovery_leaves_no_duplicate_no_lost_fill(
         report = await recover(r.manager, baseline=start)
         assert report.ok, report
         assert report.orders_rebuilt >= sent
-        venue = r.venue
-        for symbol in SYMBOLS:
-            ids = await venue_client_ids(venue, symbol)
-            assert ids, symbol
-            assert all(cid.startswith(f"{INSTANCE}-") for cid in ids)
-            assert [c for c, n in Counter(ids).items() if n > 1] == []  # none sent twice
-            venue_trades = sorted(
-                str(f.trade_id) for f in await venue.account.fetch_fills(symbol, after_trade_id=0)
-            )
-            journaled = await r.pool.fetch("SELECT trade_id FROM fills WHERE symbol = $1", symbol)
-            assert sorted(row["trade_id"] for row in journaled) == venue_trades
-        # every order known at the venue is in the journal, and none is left unknown
-        journal_ids = {
-            row["client_order_id"]
-            for row in await r.pool.fetch(
-                "SELECT client_order_id FROM journal_events WHERE kind = 'order_new'"
-            )
-        }
-        for symbol in SYMBOLS:
-            assert set(await venue_client_ids(venue, symbol)) <= journal_ids
-        assert all(o.phase is not OrderPhase.UNKNOWN for o in r.manager.table)
-        now = {a: b.total for a, b in (await venue.account.fetch_balances()).items()}
-        deltas = asset_deltas(r.manager.positions.values())
-        for asset in ("BTC", "ETH", "USDT"):
-            assert now[asset] - start[asset] == deltas.get(asset, Decimal(0)), asset
-        rows = await r.pool.fetch("SELECT symbol, qty FROM positions")
-        assert {row["symbol"]: row["qty"] for row in rows} == {
-            s: p.qty for s, p in r.manager.positions.items()
-        }
+        await assert_journal_matches_venue(r, start)
         # the recovered manager trades on: a new epoch, new ids, nothing reused
         await r.manager.cancel_all()
         order = await r.manager.submit(
@@ -173,3 +147,83 @@ async def test_balances_off_the_journal_are_reported_so_the_engine_starts_halted
         report = await recover(r.manager, baseline=wrong)
         assert not report.ok
         assert [m.asset for m in report.mismatches] == ["BTC"]
+
+
+async def order_new_ids(pool: asyncpg.Pool) -> set[str]:
+    rows = await pool.fetch("SELECT client_order_id FROM journal_events WHERE kind = 'order_new'")
+    return {row["client_order_id"] for row in rows}
+
+
+async def assert_journal_matches_venue(r: Rig, start: dict[str, Decimal]) -> None:
+    """After recovery: no id sent twice, every venue order and fill journaled exactly
+    once, nothing left unknown, positions equal to the venue's balance changes."""
+    venue = r.venue
+    for symbol in SYMBOLS:
+        ids = await venue_client_ids(venue, symbol)
+        assert ids, symbol
+        assert all(cid.startswith(f"{INSTANCE}-") for cid in ids)
+        assert [c for c, n in Counter(ids).items() if n > 1] == []  # none sent twice
+        venue_trades = sorted(
+            str(f.trade_id) for f in await venue.account.fetch_fills(symbol, after_trade_id=0)
+        )
+        journaled = await r.pool.fetch("SELECT trade_id FROM fills WHERE symbol = $1", symbol)
+        assert sorted(row["trade_id"] for row in journaled) == venue_trades
+        assert set(ids) <= await order_new_ids(r.pool)  # every order at the venue journaled
+    assert all(o.phase is not OrderPhase.UNKNOWN for o in r.manager.table)
+    now = {a: b.total for a, b in (await venue.account.fetch_balances()).items()}
+    deltas = asset_deltas(r.manager.positions.values())
+    for asset in ("BTC", "ETH", "USDT"):
+        assert now[asset] - start[asset] == deltas.get(asset, Decimal(0)), asset
+    rows = await r.pool.fetch("SELECT symbol, qty FROM positions")
+    assert {row["symbol"]: row["qty"] for row in rows} == {
+        s: p.qty for s, p in r.manager.positions.items()
+    }
+
+
+async def test_kill_9_after_orders_left_before_their_record_was_durable(
+    dsn: str, port: int
+) -> None:
+    """The engine's fast path: an order leaves while its ORDER_NEW is still committing.
+
+    The burst's journal hangs after 60 writes; orders keep leaving until the committer
+    counts as unhealthy (its write hangs past ``slow_write_s``), then the process is
+    killed. The venue now holds orders of ours that the journal never recorded, some
+    filled: recovery must journal (adopt) them, cancel what rests, and journal each fill
+    once, with its client id.
+    """
+    start = await balances(port, dsn)
+    await set_fault(port, "latency", ms=20)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tests.engine.live.harness", dsn, str(port), "60",
+        stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert process.stdout is not None
+    try:
+        while True:
+            line = await asyncio.wait_for(process.stdout.readline(), timeout=60)
+            assert line, "burst exited before its journal hung"
+            if line.startswith(b"journal hangs"):
+                break
+        await asyncio.sleep(1.5)  # past slow_write_s: the fast path has closed itself
+    finally:
+        os.kill(process.pid, signal.SIGKILL)
+        await process.wait()
+    await clear_faults(port)
+
+    async with rig(dsn, port) as r:
+        journaled = await order_new_ids(r.pool)
+        at_venue = {cid for s in SYMBOLS for cid in await venue_client_ids(r.venue, s)}
+        unrecorded = at_venue - journaled
+        assert unrecorded, "no order left before its record was durable: scenario not reached"
+        report = await recover(r.manager, baseline=start)
+        assert report.ok, report
+        await assert_journal_matches_venue(r, start)
+        adopted = await r.pool.fetch(
+            "SELECT client_order_id FROM journal_events"
+            " WHERE kind = 'order_new' AND body->>'adopted' = 'true'"
+        )
+        assert {row["client_order_id"] for row in adopted} == unrecorded
+        orphan_fills = await r.pool.fetchval(
+            "SELECT count(*) FROM fills WHERE client_order_id = ''"
+        )
+        assert orphan_fills == 0  # each fill of an adopted order carries its client id
