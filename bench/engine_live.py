@@ -13,8 +13,11 @@ quotes the release below and is measured for ``--minutes`` after a short warm-up
 - ``tick_to_order_p50_us`` / ``_p99_us``: the decision batch's oldest market-data receive
   time (stamped in the feed callback, after ccxt.pro parsed the websocket message) → the
   order request handed to the venue client. It includes the wait for the decision task,
-  the kernels, quote sync, the order manager's checks and **one write-ahead journal group
-  commit** (ORDER_NEW, durable on primary and standby) — not ccxt's own time.
+  the kernels, quote sync, the start of the order's task and the order manager's checks
+  — not ccxt's own time. The ORDER_NEW commit (primary + synchronous standby) runs beside
+  the send while the lease is certainly ours and the journal healthy (the engine's
+  ``send_before_durable``); otherwise it is waited for and counts here too.
+  ``decision_to_order_p50_us`` / ``_p99_us``: the part after the decision.
 - ``ccxt_p99_us``: hand-off to the venue client → its answer, for every order send: the
   adapter (breaker, translation, and its request-weight pacing when the venue's 6000/min
   budget runs low: see ``venue_pacing_delays``), ccxt (signing, request, parsing),
@@ -213,6 +216,7 @@ async def measure_trading(settings: Settings, minutes: float) -> dict[str, Any]:
         window = max(minutes * 60.0, 0.0)
         started = time.monotonic()
         first_sample = len(quotes.tick_to_order_ns)
+        first_after_decision = len(quotes.decision_to_order_ns)
         placed, canceled, refused = quotes.placed, quotes.canceled, quotes.refused
         fills, events = manager.fills_recorded, engine.decider.events_decided
         decisions = engine.decisions
@@ -232,6 +236,9 @@ async def measure_trading(settings: Settings, minutes: float) -> dict[str, Any]:
         elapsed = time.monotonic() - started
         rss, peak = _rss_mb()
         tick_to_order_us = [ns / 1e3 for ns in quotes.tick_to_order_ns[first_sample:]]
+        decision_to_order_us = [
+            ns / 1e3 for ns in quotes.decision_to_order_ns[first_after_decision:]
+        ]
         sends = [(sent, answered) for sent, answered in manager.send_times if sent >= started]
         ccxt_us = [(answered - sent) * 1e6 for sent, answered in sends]
         last_send_s = round(sends[-1][0] - started, 1) if sends else None
@@ -240,6 +247,8 @@ async def measure_trading(settings: Settings, minutes: float) -> dict[str, Any]:
         return {
             "tick_to_order_p50_us": _round(_percentile(tick_to_order_us, 50)),
             "tick_to_order_p99_us": _round(_percentile(tick_to_order_us, 99)),
+            "decision_to_order_p50_us": _round(_percentile(decision_to_order_us, 50)),
+            "decision_to_order_p99_us": _round(_percentile(decision_to_order_us, 99)),
             "ccxt_p50_us": _round(_percentile(ccxt_us, 50)),
             "ccxt_p99_us": _round(_percentile(ccxt_us, 99)),
             "rss_mb": round(rss, 1),

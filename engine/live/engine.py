@@ -231,9 +231,10 @@ class LiveEngine:
             self.gate.lower(decision.kernel_state, reason="drawdown switch", by="kernel")
         quotes = self.decider.desired_quotes()
         if self.role == "leader" and self.quotes is not None:
-            self.quotes.sync(quotes, tick_ns=decision.oldest_receive_ns)
+            tick_ns, decided_ns = decision.oldest_receive_ns, time.monotonic_ns()
+            self.quotes.sync(quotes, tick_ns=tick_ns, decided_ns=decided_ns)
             if decision.takers:
-                self.quotes.take(decision.takers, tick_ns=decision.oldest_receive_ns)
+                self.quotes.take(decision.takers, tick_ns=tick_ns, decided_ns=decided_ns)
         else:
             self.shadow_quotes = [
                 {"symbol_id": q.symbol_id, "side": q.side, "price": q.price_ticks,

@@ -69,12 +69,18 @@ class QuoteSync:
         self._slots: dict[tuple[int, int], _Slot] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self.tick_to_order_ns: list[int] = []
+        self.decision_to_order_ns: list[int] = []
         self.placed = 0
         self.canceled = 0
         self.refused = 0
 
-    def sync(self, quotes: Sequence[Quote], *, tick_ns: int) -> None:
-        """Start whatever actions bring the venue in line with ``quotes``."""
+    def sync(self, quotes: Sequence[Quote], *, tick_ns: int, decided_ns: int = 0) -> None:
+        """Start whatever actions bring the venue in line with ``quotes``.
+
+        ``tick_ns`` is when the decision's oldest market data arrived and ``decided_ns``
+        when the decision was made (monotonic ns; 0: unknown): the latency samples.
+        """
+        tick = (tick_ns, decided_ns)
         for quote in quotes:
             key = (quote.symbol_id, quote.side)
             slot = self._slots.setdefault(key, _Slot())
@@ -93,12 +99,12 @@ class QuoteSync:
                 if resting and (quote.qty_lots == 0 or price != wanted):
                     self._start(slot, self._cancel(slot, order.client_order_id))
             elif quote.qty_lots > 0:
-                self._start(slot, self._place(slot, quote, tick_ns))
+                self._start(slot, self._place(slot, quote, tick))
 
-    def take(self, intents: Sequence[TakerIntent], *, tick_ns: int) -> None:
-        """Send each accepted IOC intent (taker or stop-loss) once."""
+    def take(self, intents: Sequence[TakerIntent], *, tick_ns: int, decided_ns: int = 0) -> None:
+        """Send each accepted IOC intent (taker or stop-loss) once (times as in sync)."""
         for intent in intents:
-            task = asyncio.create_task(self._take(intent, tick_ns))
+            task = asyncio.create_task(self._take(intent, (tick_ns, decided_ns)))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
@@ -118,7 +124,7 @@ class QuoteSync:
         self._tasks.add(task)
         task.add_done_callback(done)
 
-    async def _place(self, slot: _Slot, quote: Quote, tick_ns: int) -> None:
+    async def _place(self, slot: _Slot, quote: Quote, tick: tuple[int, int]) -> None:
         instrument = self.instruments[quote.symbol_id]
         side: Literal["buy", "sell"] = "buy" if quote.side == BUY else "sell"
         position = self.decider.positions_lots()[instrument.symbol]
@@ -140,7 +146,7 @@ class QuoteSync:
             log.warning("quote_not_sent", symbol=instrument.symbol, side=side, error=str(e))
             self._refused(quote.symbol_id, quote.side)
             return
-        self._observe(order.client_order_id, tick_ns)
+        self._observe(order.client_order_id, tick)
         slot.client_order_id = order.client_order_id
         self.placed += 1
         if order.phase is OrderPhase.REJECTED:
@@ -156,7 +162,7 @@ class QuoteSync:
             # the order may have filled meanwhile: the fill poll and next sync will tell
             log.warning("quote_cancel_failed", client_order_id=client_order_id, error=str(e))
 
-    async def _take(self, intent: TakerIntent, tick_ns: int) -> None:
+    async def _take(self, intent: TakerIntent, tick: tuple[int, int]) -> None:
         instrument = self.instruments[intent.symbol_id]
         position = self.decider.positions_lots()[instrument.symbol]
         reducing = (intent.side == BUY and position < 0) or (intent.side != BUY and position > 0)
@@ -176,7 +182,7 @@ class QuoteSync:
         except (EngineError, ValueError) as e:
             log.warning("taker_not_sent", symbol=instrument.symbol, error=str(e))
             return
-        self._observe(order.client_order_id, tick_ns)
+        self._observe(order.client_order_id, tick)
 
     def _refused(self, symbol_id: int, side: int) -> None:
         self.refused += 1
@@ -184,12 +190,15 @@ class QuoteSync:
             symbol_id, side, retry_after_ns=time.time_ns() + RETRY_AFTER_REFUSAL_NS
         )
 
-    def _observe(self, client_order_id: str, tick_ns: int) -> None:
-        """Record tick-to-order: message received → request handed to ccxt."""
+    def _observe(self, client_order_id: str, tick: tuple[int, int]) -> None:
+        """Record tick-to-order (message received → handed to ccxt) and its post-decision part."""
         sent_at = self.manager.sent_at.get(client_order_id)
         if sent_at is None:
             return  # refused before the send (gate closed)
+        tick_ns, decided_ns = tick
         latency_ns = int(sent_at * 1e9) - tick_ns
         if len(self.tick_to_order_ns) < LATENCY_SAMPLES:
             self.tick_to_order_ns.append(latency_ns)
+            if decided_ns:
+                self.decision_to_order_ns.append(int(sent_at * 1e9) - decided_ns)
         metrics.TICK_TO_ORDER.observe(latency_ns / 1e9)
