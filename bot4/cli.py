@@ -2,8 +2,13 @@
 
 Exit codes: 0 success; 1 the operation failed (the message says what to do; ``engine
 halt``: neither the kill-switch flag nor any engine was reached, or an engine could not
-verify its halt); 2 bad arguments or configuration; 3 ``stack status`` found something
-unhealthy.
+verify its halt; a command through the control API: refused or unreachable); 2 bad
+arguments or configuration (including no API key); 3 ``stack status`` / ``status`` found
+something unhealthy, or ``audit verify`` found a broken chain.
+
+Most commands are clients of the control API (``bot4 api``); the local-only ones say so in
+their help: ``stack``, ``db migrate``, ``keys bootstrap``, ``api``, ``exchange-sim``,
+``replay``, ``data``, ``demo``, ``engine run``, and ``engine halt|resume --direct``.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 
@@ -21,6 +27,7 @@ from bot4.logs import configure_logging, operation
 from bot4.settings import Settings
 
 EXIT_USAGE = 2  # argparse uses the same code for bad arguments
+_SECRET = re.compile(r"KEY|SECRET|TOKEN|PASSWORD|DSN")
 
 Handler = Callable[[argparse.Namespace, Settings], int]
 
@@ -33,7 +40,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    stack = commands.add_parser("stack", help="start, stop and inspect the local servers")
+    stack = commands.add_parser("stack", help="start, stop and inspect the local servers [LOCAL]")
     stack_commands = stack.add_subparsers(dest="stack_command", required=True, metavar="ACTION")
     for name, text in (
         ("up", "start every server (reusing running ones) and migrate the schema"),
@@ -43,9 +50,11 @@ def _parser() -> argparse.ArgumentParser:
         sub = stack_commands.add_parser(name, help=text, description=text)
         sub.add_argument("--json", action="store_true", help="print a JSON document")
 
-    db = commands.add_parser("db", help="database operations")
+    db = commands.add_parser("db", help="database operations [LOCAL]")
     db_commands = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
-    migrate = db_commands.add_parser("migrate", help="apply pending schema migrations")
+    migrate = db_commands.add_parser(
+        "migrate", help="apply pending schema migrations [LOCAL: PostgreSQL directly]"
+    )
     migrate.add_argument("--json", action="store_true", help="print a JSON document")
 
     from engine.replay.cli import configure_data_parser, configure_replay_parser
@@ -62,6 +71,10 @@ def _parser() -> argparse.ArgumentParser:
     configure_data_parser(commands.add_parser("data", help="generate or inspect event files"))
 
     _engine_parser(commands.add_parser("engine", help="control running engines"))
+
+    from bot4.control_cli import configure_parsers
+
+    configure_parsers(commands)
 
     demo = commands.add_parser(
         "demo", help="bring the stack up, run a round trip through every server, bring it down"
@@ -97,13 +110,20 @@ def _engine_parser(engine: argparse.ArgumentParser) -> None:
         description=(
             "Engage the kill-switch flag in PostgreSQL (every engine polls it) and call"
             " POST /admin/halt on each engine's control endpoint that answers. Succeeds if"
-            " either path worked; exit 1 if neither did or an engine could not verify."
+            " either worked; exit 1 if neither did or an engine could not verify. Path: the"
+            " control API (POST /v1/halt, audited) when a key is configured; the direct path"
+            " (PostgreSQL + engine endpoints, LOCAL) with --direct, without a key, or when"
+            " the API does not answer. The output names the path used."
         ),
     )
     resume = actions.add_parser(
         "resume",
         help="disengage the desk kill switch (engines stay HALTED unless --engines)",
-        description="Disengage the kill-switch flag; with --engines also resume the engines.",
+        description=(
+            "Disengage the kill-switch flag; with --engines also resume the engines. Path:"
+            " the control API (POST /v1/resume, audited) when a key is configured, else the"
+            " direct path (LOCAL); an unreachable API is not bypassed: pass --direct."
+        ),
     )
     resume.add_argument(
         "--engines", action="store_true", help="also POST /admin/resume to each engine"
@@ -114,7 +134,14 @@ def _engine_parser(engine: argparse.ArgumentParser) -> None:
         "--reason", default="emergency halt from the bot4 CLI", help="why (kept with the flag)"
     )
     for sub in (halt, resume):
-        sub.add_argument("--by", default=None, help="who asks (default: the OS user)")
+        sub.add_argument(
+            "--direct",
+            action="store_true",
+            help="skip the API: PostgreSQL flag + engine control endpoints [LOCAL]",
+        )
+        sub.add_argument(
+            "--by", default=None, help="who asks, direct path (default: the OS user; API: the key)"
+        )
         sub.add_argument(
             "--color", choices=("blue", "green", "all"), default="all", help="engines to call"
         )
@@ -128,46 +155,57 @@ def _engine_parser(engine: argparse.ArgumentParser) -> None:
         )
         sub.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for each path")
         sub.add_argument("--json", action="store_true", help="print a JSON document")
+    from bot4.control_cli import configure_engine_actions
+
+    configure_engine_actions(actions)
 
 
 def _handler(args: argparse.Namespace) -> Handler:
-    from bot4.commands import (
-        db_migrate,
-        demo,
-        engine_halt,
-        engine_resume,
-        stack_down,
-        stack_status,
-        stack_up,
-    )
+    from bot4 import commands
+    from bot4 import control_commands as control
 
-    if args.command == "stack":
-        return {"up": stack_up, "down": stack_down, "status": stack_status}[args.stack_command]
-    if args.command in ("db", "engine"):
+    command: str = args.command
+    if command == "stack":
+        return {"up": commands.stack_up, "down": commands.stack_down,
+                "status": commands.stack_status}[args.stack_command]  # fmt: skip
+    if command == "engine":
         from engine.live.cli import run_engine_command
 
-        engine = {"halt": engine_halt, "resume": engine_resume, "run": run_engine_command}
-        return db_migrate if args.command == "db" else engine[args.engine_command]
-    if args.command == "exchange-sim":
+        engine = {"halt": commands.engine_halt, "resume": commands.engine_resume,
+                  "run": run_engine_command}  # fmt: skip
+        return engine.get(args.engine_command, control.engine_action)
+    if command == "keys" and args.keys_command == "bootstrap":
+        return control.keys_bootstrap
+    if command in ("exchange-sim", "replay", "data"):
+        return _engine_side_handler(command)
+    handlers: dict[str, Handler] = {
+        "db": commands.db_migrate,
+        "api": control.serve_api,
+        "status": control.status,
+        "keys": control.keys_command,
+        "audit": control.audit_command,
+    }
+    return handlers.get(command, commands.demo)
+
+
+def _engine_side_handler(command: str) -> Handler:
+    if command == "exchange-sim":
         from infra.exchange_sim.cli import run_command
 
         return run_command
-    if args.command == "replay":
-        from engine.replay.cli import run_replay_command
+    from engine.replay.cli import run_data_command, run_replay_command
 
-        return run_replay_command
-    if args.command == "data":
-        from engine.replay.cli import run_data_command
-
-        return run_data_command
-    return demo
+    return run_replay_command if command == "replay" else run_data_command
 
 
 def _settings_error(error: ValidationError) -> str:
     lines = ["invalid configuration:"]
     for problem in error.errors():
         path = "__".join(str(part) for part in problem["loc"]).upper()
-        lines.append(f"  BOT4_{path}: {problem['msg']} (got {problem.get('input')!r})")
+        shown = problem.get("input")
+        # a malformed secret is still a secret: never echo it
+        got = "value hidden" if _SECRET.search(path) else f"got {shown!r}"
+        lines.append(f"  BOT4_{path}: {problem['msg']} ({got})")
     lines.append("Fix these environment variables (see README, 'Configuration').")
     return "\n".join(lines)
 

@@ -126,6 +126,73 @@ def engine_resume(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _engine_command(args: argparse.Namespace, settings: Settings, *, engaged: bool) -> int:
+    from bot4.api.client import find_key
+
+    if args.direct:
+        why = "--direct"
+    elif find_key(settings) is None:
+        why = "no API key (BOT4_API_KEY or the bootstrap key file)"
+    else:
+        code, why = _engine_via_api(args, settings, engaged=engaged)
+        if code is not None:
+            return code
+        if not engaged:  # raising risk is never done behind the API's back without asking
+            console.error(
+                f"{why}. A resume does not fall back to the direct path by itself; run"
+                " `bot4 engine resume --direct ...` to resume without the API."
+            )
+            return EXIT_FAILED
+    return _engine_direct(args, settings, engaged=engaged, why=why)
+
+
+def _engine_via_api(
+    args: argparse.Namespace, settings: Settings, *, engaged: bool
+) -> tuple[int | None, str]:
+    """Halt or resume through the control API; (None, why) when the API cannot serve it."""
+    from bot4.api.errors import ApiRefusedError, ApiUnreachableError
+    from bot4.control_commands import client_for, refusal_text
+
+    client = client_for(settings)
+    body: dict[str, object] = {"reason": args.reason, "color": args.color}
+    if not engaged:
+        body["engines"] = args.engines
+    try:
+        answer = client.post("/v1/halt" if engaged else "/v1/resume", body, accept=(502, 503))
+    except ApiUnreachableError as e:
+        return None, str(e)
+    except ApiRefusedError as e:
+        if e.status == 503:
+            return None, f"the control API could not serve it ({e.message})"
+        verb = "halt" if engaged else "resume"
+        console.error(
+            f"{refusal_text(e)}. To {verb} without the API: `bot4 engine {verb} --direct`"
+            " (needs the database and the engines' control token)"
+        )
+        return EXIT_FAILED, ""
+    if answer.status == 503:
+        return None, "the control API reached neither the kill switch nor an engine"
+    document: dict[str, object] = {
+        "path": "api",
+        "api_url": client.base_url,
+        "correlation_id": answer.correlation_id,
+        **answer.body,
+    }
+    if args.json:
+        console.print_json(document)
+    else:
+        console.say(
+            f"path: control API at {client.base_url} (audited, correlation id"
+            f" {answer.correlation_id})"
+        )
+        _say_engine_outcome(document, engaged=engaged)
+    engines = document.get("engines")
+    for engine in engines if isinstance(engines, list) else []:
+        if engine.get("reached") and not engine.get("ok"):
+            console.error(f"engine {engine['color']} at {engine['url']}: {engine.get('error')}")
+    return (EXIT_OK if document.get("ok") else EXIT_FAILED), ""
+
+
+def _engine_direct(args: argparse.Namespace, settings: Settings, *, engaged: bool, why: str) -> int:
     import asyncio
     from pathlib import Path
 
@@ -142,11 +209,11 @@ def _engine_command(args: argparse.Namespace, settings: Settings, *, engaged: bo
         token = settings.engine.control_token.get_secret_value()
     elif control_token_path(settings).exists():
         token = control_token_path(settings).read_text().strip()
-    return asyncio.run(_engine_paths(args, settings, token=token, engaged=engaged))
+    return asyncio.run(_engine_paths(args, settings, token=token, engaged=engaged, why=why))
 
 
 async def _engine_paths(
-    args: argparse.Namespace, settings: Settings, *, token: str, engaged: bool
+    args: argparse.Namespace, settings: Settings, *, token: str, engaged: bool, why: str
 ) -> int:
     import getpass
 
@@ -155,13 +222,19 @@ async def _engine_paths(
     flag_ok = "error" not in flag
     action = "halt" if engaged else ("resume" if args.engines else None)
     engines = [] if action is None else await _call_engines(args, settings, action, by, token)
-    document: dict[str, object] = {"kill_switch": flag, "engines": engines}
+    document: dict[str, object] = {
+        "path": "direct",
+        "path_reason": why,
+        "kill_switch": flag,
+        "engines": engines,
+    }
     answered = [e for e in engines if e["reached"]]
     refused = [e for e in answered if not e["ok"]]
     document["ok"] = (flag_ok or bool(answered)) and not refused
     if args.json:
         console.print_json(document)
     else:
+        console.say(f"path: direct — PostgreSQL flag + engine control endpoints ({why})")
         _say_engine_outcome(document, engaged=engaged)
     for engine in refused:
         console.error(f"engine {engine['color']} at {engine['url']}: {engine['error']}")

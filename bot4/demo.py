@@ -17,6 +17,7 @@ from infra.stack.errors import StackError
 from infra.stack.launcher import Stack
 from infra.stack.roundtrip import (
     RoundTrip,
+    api_round_trip,
     exchange_round_trip,
     object_store_round_trip,
     postgres_round_trip,
@@ -34,6 +35,7 @@ async def run_round_trips(settings: Settings, progress: console.ConsoleProgress)
         ("exchange", lambda: exchange_round_trip(settings.exchange)),
         ("temporal", lambda: temporal_round_trip(settings.temporal)),
         ("prefect", lambda: prefect_round_trip(settings.prefect)),
+        ("api", lambda: api_round_trip(settings)),
     ]
     for name, check in checks:
         progress.begin(name, "round trip")

@@ -8,11 +8,16 @@ component the group it needs. Every field reads from the environment with the pr
 
 from __future__ import annotations
 
+import base64
+import binascii
+import ipaddress
 import json
+import re
 from pathlib import Path
-from typing import Annotated, Final
+from typing import Annotated, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic_core import to_json
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LOOPBACK: Final = "127.0.0.1"
@@ -37,11 +42,12 @@ class DatabaseSettings(_Group):
         default="bot4", pattern=IDENTIFIER, description="Database of bot4's journal."
     )
     user: str = Field(default="postgres", min_length=1, description="Database role to connect as.")
-    dsn: str | None = Field(
+    dsn: SecretStr | None = Field(
         default=None,
         description=(
             "Full DSN of an external PostgreSQL; when set, the stack does not start its own."
-            " List primary and standby with target_session_attrs=read-write."
+            " List primary and standby with target_session_attrs=read-write. A secret: it"
+            " may carry the password (or use PGPASSFILE)."
         ),
     )
     os_user: str | None = Field(
@@ -63,7 +69,7 @@ class DatabaseSettings(_Group):
 
     def effective_dsn(self) -> str:
         """Return the configured external DSN, or the local stack's."""
-        return self.dsn or self.local_dsn()
+        return self.dsn.get_secret_value() if self.dsn is not None else self.local_dsn()
 
 
 class TemporalSettings(_Group):
@@ -204,11 +210,139 @@ class WorkerSettings(_Group):
     metrics_port: Port = Field(default=9200, description="Prometheus port of the worker.")
 
 
+RoleName = Literal["viewer", "trader", "operator", "admin"]
+ROLE_NAMES: Final[tuple[RoleName, ...]] = ("viewer", "trader", "operator", "admin")
+
+
+class RateLimit(_Group):
+    """A token bucket: ``burst`` requests at once, refilled at ``per_s`` requests a second."""
+
+    per_s: float = Field(gt=0, le=1_000_000, description="Sustained requests per second.")
+    burst: int = Field(ge=1, le=1_000_000, description="Requests allowed at once (bucket size).")
+
+
+def _default_rate_limits() -> dict[RoleName, RateLimit]:
+    # Automations (operators' workflows, admin tooling) poll more than a person at a terminal.
+    return {
+        "viewer": RateLimit(per_s=5, burst=20),
+        "trader": RateLimit(per_s=10, burst=40),
+        "operator": RateLimit(per_s=20, burst=80),
+        "admin": RateLimit(per_s=20, burst=80),
+    }
+
+
 class ApiSettings(_Group):
-    """Control API."""
+    """Control API (server side): the one door for people and automation."""
 
     host: str = Field(default=LOOPBACK, description="Address the control API binds.")
     port: Port = Field(default=8080, description="Port of the control API.")
+    admin_networks: tuple[str, ...] = Field(
+        default=("127.0.0.1/32", "::1/128"),
+        max_length=256,
+        description=(
+            "Client networks (CIDR) admin routes (key management) accept; JSON list."
+            " Other routes accept any address with a valid key."
+        ),
+    )
+    rate_limits: dict[RoleName, RateLimit] = Field(
+        default_factory=_default_rate_limits,
+        description=(
+            'Token bucket per key, by role; JSON, e.g. {"viewer": {"per_s": 2, "burst": 5}}.'
+            " Roles not given keep their defaults."
+        ),
+    )
+    unauthenticated_rate_limit: RateLimit = Field(
+        default=RateLimit(per_s=5, burst=20),
+        description="Token bucket per client address for requests without a valid key.",
+    )
+    audit_key: SecretStr | None = Field(
+        default=None,
+        description=(
+            "Fernet key (32 url-safe base64 bytes) that encrypts sensitive audit parameters"
+            " at rest. Default: a random key created once in <home>/api/audit.key (0600)."
+            " Every API process of one database needs the same key."
+        ),
+    )
+    sensitive_params: tuple[str, ...] = Field(
+        default=("reason", "note", "comment"),
+        max_length=64,
+        description="Request parameters stored encrypted in the audit log (free text).",
+    )
+    key_lifetime_s: int = Field(
+        default=90 * 86_400,
+        ge=0,
+        le=5 * 365 * 86_400,
+        description="Lifetime of a new API key when none is asked for; 0 = no expiry.",
+    )
+    key_overlap_s: int = Field(
+        default=3600,
+        ge=0,
+        le=30 * 86_400,
+        description="After a rotation, how long the old key stays valid beside the new one.",
+    )
+    key_file: Path | None = Field(
+        default=None,
+        description=(
+            "Where `bot4 keys bootstrap` writes the first admin key (0600) and where the CLI"
+            " looks for a key when BOT4_API_KEY is unset. Default: <home>/api/admin.key."
+        ),
+    )
+    engine_timeout_s: float = Field(
+        default=5.0, gt=0, le=120, description="Bound of one call to an engine control endpoint."
+    )
+    status_timeout_s: float = Field(
+        default=5.0, gt=0, le=120, description="Bound of the stack probe behind GET /v1/status."
+    )
+
+    @field_validator("admin_networks")
+    @classmethod
+    def _cidrs(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for network in value:
+            try:
+                ipaddress.ip_network(network, strict=True)
+            except ValueError as e:
+                raise ValueError(
+                    f"{network!r} is not a network in CIDR notation ({e});"
+                    " write e.g. 10.20.0.0/16 or 127.0.0.1/32"
+                ) from None
+        return value
+
+    @field_validator("rate_limits", mode="before")
+    @classmethod
+    def _keep_default_roles(cls, value: object) -> object:
+        if isinstance(value, dict):
+            return {**_default_rate_limits(), **value}
+        return value
+
+    @field_validator("audit_key")
+    @classmethod
+    def _fernet_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return value
+        try:
+            raw = base64.urlsafe_b64decode(value.get_secret_value().encode())
+        except (ValueError, binascii.Error):
+            raw = b""
+        if len(raw) != 32:
+            # never echo the value: it is a secret, even when malformed
+            raise ValueError(
+                "audit_key must be 32 url-safe base64-encoded bytes (a Fernet key); make one"
+                " with: python -c 'from cryptography.fernet import Fernet;"
+                " print(Fernet.generate_key().decode())'"
+            )
+        return value
+
+    @field_validator("sensitive_params")
+    @classmethod
+    def _param_names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for name in value:
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,63}", name):
+                raise ValueError(f"{name!r} is not a parameter name ([A-Za-z_][A-Za-z0-9_]*)")
+        return value
+
+    def effective_key_file(self, home: Path) -> Path:
+        """Return where the bootstrap admin key lives."""
+        return self.key_file or home / "api" / "admin.key"
 
 
 class Settings(BaseSettings):
@@ -230,6 +364,28 @@ class Settings(BaseSettings):
     engine: EngineSettings = Field(default_factory=EngineSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
+    api_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://[^\s/]+(/[^\s]*)?$",
+        description=(
+            "Where the CLI reaches the control API (BOT4_API_URL). Default:"
+            " http://<api.host>:<api.port>. When set, `stack up` starts no local API."
+        ),
+    )
+    api_key: SecretStr | None = Field(
+        default=None,
+        description=(
+            "The CLI's API key (BOT4_API_KEY). Default: the key file of `bot4 keys"
+            " bootstrap` (api.key_file)."
+        ),
+    )
+
+    def effective_api_url(self) -> str:
+        """Return the control API's base URL as clients see it."""
+        if self.api_url is not None:
+            return self.api_url.rstrip("/")
+        host = self.api.host if self.api.host not in ("0.0.0.0", "::") else LOOPBACK  # noqa: S104
+        return f"http://{host}:{self.api.port}"
 
     @field_validator("home")
     @classmethod
@@ -256,6 +412,8 @@ class Settings(BaseSettings):
                     value = value.get_secret_value()
                 elif isinstance(value, tuple):
                     value = json.dumps(list(value))
+                elif isinstance(value, dict | BaseModel):
+                    value = to_json(value).decode()
                 elif isinstance(value, bool):
                     value = "true" if value else "false"
                 env[f"BOT4_{group_name.upper()}__{field_name.upper()}"] = str(value)

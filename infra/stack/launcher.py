@@ -1,7 +1,8 @@
 """``bot4 stack up | down | status``: every server of the platform, on loopback.
 
 Order matters: PostgreSQL first (Prefect keeps its database there, migrations run there),
-then the object store, the exchange simulator and Temporal, then Prefect. ``down`` goes in reverse.
+then the object store, the exchange simulator and Temporal, then Prefect, then the control
+API (its keys and audit log live in the migrated schema). ``down`` goes in reverse.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bot4.settings import Settings
+from infra.stack.api_server import ApiServer
 from infra.stack.component import Component, ComponentStatus, Outcome, Progress, SilentProgress
 from infra.stack.exchange_sim_server import ExchangeSimServer
 from infra.stack.managed import ManagedServer
@@ -73,6 +75,8 @@ class Stack:
                     database_url=self._prefect_database_url(),
                 )
             )
+        if settings.api_url is None:  # BOT4_API_URL names an API elsewhere: start none here
+            self.servers.append(ApiServer(paths=self.paths, settings=settings))
 
     def _prefect_database_url(self) -> str:
         db = self.settings.db

@@ -26,6 +26,7 @@ from bot4.settings import (
     DatabaseSettings,
     ExchangeSettings,
     PrefectSettings,
+    Settings,
     StorageSettings,
     TemporalSettings,
 )
@@ -237,3 +238,46 @@ async def exchange_round_trip(settings: ExchangeSettings) -> RoundTrip:
         ),
         seconds=time.perf_counter() - started,
     )
+
+
+async def api_round_trip(settings: Settings) -> RoundTrip:
+    """Ask the control API without a key (401) and with the admin key (200).
+
+    The admin key is bootstrapped on first use, as an operator would; both requests must
+    be in the audit log, and its hash chain must verify.
+    """
+    from bot4.api.bootstrap import bootstrap_admin
+    from bot4.api.client import find_key
+    from bot4.api.server import audit_key
+
+    started = time.perf_counter()
+    base = settings.effective_api_url()
+    source = find_key(settings)
+    if source is None:
+        await bootstrap_admin(
+            settings.db.effective_dsn(), path=settings.api.effective_key_file(settings.home),
+            name="demo-admin", lifetime_s=settings.api.key_lifetime_s, force=False,
+            audit_key=audit_key(settings),
+        )  # fmt: skip
+        source = find_key(settings)
+        assert source is not None, "the bootstrap wrote no key file"
+    auth = {"Authorization": f"Bearer {source.key}"}
+    async with httpx.AsyncClient(base_url=base, timeout=10) as http:
+        refused = await http.get("/v1/status/api")
+        admitted = await http.get("/v1/status/api", headers=auth)
+        ids = {refused.headers.get("x-correlation-id"), admitted.headers.get("x-correlation-id")}
+        rows = (await http.get("/v1/audit", params={"limit": 50}, headers=auth)).json()
+        verify = (await http.get("/v1/audit/verify", headers=auth)).json()
+    logged = {row.get("correlation_id") for row in rows}  # answers wait for their audit row
+    ok = (
+        refused.status_code == 401
+        and admitted.status_code == 200
+        and ids <= logged
+        and bool(verify.get("ok"))
+    )
+    detail = (
+        f"no key -> {refused.status_code}, admin key -> {admitted.status_code};"
+        f" both audited: {ids <= logged}; chain of {verify.get('rows_checked')} rows verifies:"
+        f" {verify.get('ok')}"
+    )
+    return RoundTrip(component="api", ok=ok, detail=detail, seconds=time.perf_counter() - started)

@@ -37,7 +37,7 @@ def test_local_dsn_lists_both_nodes_and_follows_the_primary() -> None:
 
 
 def test_external_dsn_wins_over_the_local_stack() -> None:
-    db = DatabaseSettings(dsn="postgresql://u@db.example:5432/bot4")
+    db = DatabaseSettings(dsn=SecretStr("postgresql://u@db.example:5432/bot4"))
     assert db.effective_dsn() == "postgresql://u@db.example:5432/bot4"
 
 
@@ -67,7 +67,7 @@ def test_backup_bucket_comes_from_the_uri() -> None:
 
 def test_to_env_rebuilds_equal_settings_in_a_child(monkeypatch: pytest.MonkeyPatch) -> None:
     original = Settings(
-        db=DatabaseSettings(primary_port=1234, dsn="postgresql://x@y/z"),
+        db=DatabaseSettings(primary_port=1234, dsn=SecretStr("postgresql://x@y/z")),
         storage=StorageSettings(backup_uri="file:///srv/b"),
         exchange=ExchangeSettings(
             symbols=("BTC/USDT",), simulator=False, api_secret=SecretStr("s3cr3t")

@@ -8,6 +8,7 @@ import tempfile
 from pathlib import Path
 
 from bot4.settings import (
+    ApiSettings,
     DatabaseSettings,
     ExchangeSettings,
     PrefectSettings,
@@ -36,7 +37,7 @@ def remove_home(home: Path) -> None:
 
 def stack_settings(home: Path) -> Settings:
     """Return settings for a whole local stack on free ports under ``home``."""
-    pg_a, pg_b, temporal, temporal_ui, prefect, s3, exchange = free_ports(7)
+    pg_a, pg_b, temporal, temporal_ui, prefect, s3, exchange, api = free_ports(8)
     return Settings(
         home=home,
         db=DatabaseSettings(primary_port=pg_a, standby_port=pg_b),
@@ -44,6 +45,7 @@ def stack_settings(home: Path) -> Settings:
         prefect=PrefectSettings(port=prefect),
         storage=StorageSettings(port=s3),
         exchange=ExchangeSettings(port=exchange),
+        api=ApiSettings(port=api),
     )
 
 

@@ -25,7 +25,7 @@ from infra.stack.errors import CorruptStateError, MissingBinaryError, PortTakenE
 from infra.stack.launcher import Stack
 from infra.stack.paths import StackPaths
 from infra.stack.prefect_server import prefect_client_env
-from infra.stack.roundtrip import exchange_round_trip, standby_dsn
+from infra.stack.roundtrip import api_round_trip, exchange_round_trip, standby_dsn
 from infra.stack.temporal_server import TemporalServer
 from infra.storage import s3_client
 from tests.stubs.processes import process_tree, still_running
@@ -141,7 +141,7 @@ def test_status_json_reports_every_component_healthy(running_stack: Stack) -> No
     assert done.returncode == 0, done.stderr
     document = json.loads(done.stdout)
     names = [c["name"] for c in document["components"]]
-    assert names == ["postgres-a", "postgres-b", "s3", "exchange-sim", "temporal", "prefect"]
+    assert names == ["postgres-a", "postgres-b", "s3", "exchange-sim", "temporal", "prefect", "api"]
     assert all(c["healthy"] is True and isinstance(c["pid"], int) for c in document["components"])
     assert document["healthy"] is True
     roles = {c["name"]: c.get("role") for c in document["components"]}
@@ -254,3 +254,13 @@ def test_missing_server_binary_says_how_to_install() -> None:
 async def test_exchange_simulator_trades_through_the_engine_adapter(running_stack: Stack) -> None:
     result = await exchange_round_trip(running_stack.settings.exchange)
     assert result.ok, result.detail
+
+
+async def test_control_api_refuses_without_key_admits_the_bootstrapped_one_and_audits(
+    running_stack: Stack,
+) -> None:
+    """The demo's check of the API that ``stack up`` started (bootstraps the admin key once)."""
+    result = await api_round_trip(running_stack.settings)
+    assert result.ok, result.detail
+    again = await api_round_trip(running_stack.settings)  # reuses the key file
+    assert again.ok, again.detail
