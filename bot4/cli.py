@@ -72,6 +72,11 @@ def _parser() -> argparse.ArgumentParser:
 
     _engine_parser(commands.add_parser("engine", help="control running engines"))
 
+    commands.add_parser(
+        "worker",
+        help="run the Temporal worker: every workflow and activity, metrics on worker.metrics_port",
+    )
+
     from bot4.control_cli import configure_parsers
 
     configure_parsers(commands)
@@ -180,6 +185,7 @@ def _handler(args: argparse.Namespace) -> Handler:
         return _engine_side_handler(command)
     handlers: dict[str, Handler] = {
         "db": commands.db_migrate,
+        "worker": commands.worker,
         "api": control.serve_api,
         "status": control.status,
         "keys": control.keys_command,

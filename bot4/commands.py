@@ -115,6 +115,25 @@ def demo(args: argparse.Namespace, settings: Settings) -> int:
     )
 
 
+def worker(args: argparse.Namespace, settings: Settings) -> int:
+    """Run the Temporal worker until SIGTERM or SIGINT."""
+    import asyncio
+
+    from workflows.worker import serve
+
+    del args
+    try:
+        asyncio.run(serve(settings))
+    except RuntimeError as e:  # the SDK's core reports connect and bind failures this way
+        console.error(
+            f"the worker stopped: {e}. Is Temporal up at {settings.temporal.effective_address()}"
+            f" (bot4 stack status), and is port {settings.worker.metrics_port} free"
+            " (BOT4_WORKER__METRICS_PORT)?"
+        )
+        return EXIT_FAILED
+    return EXIT_OK
+
+
 def engine_halt(args: argparse.Namespace, settings: Settings) -> int:
     """Engage the kill-switch flag and halt every reachable engine; verify."""
     return _engine_command(args, settings, engaged=True)

@@ -1,8 +1,9 @@
 """``bot4 stack up | down | status``: every server of the platform, on loopback.
 
 Order matters: PostgreSQL first (Prefect keeps its database there, migrations run there),
-then the object store, the exchange simulator and Temporal, then Prefect, then the control
-API (its keys and audit log live in the migrated schema). ``down`` goes in reverse.
+then the object store, the exchange simulator and Temporal, then the Temporal worker, then
+Prefect, then the control API (its keys and audit log live in the migrated schema).
+``down`` goes in reverse.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from infra.stack.paths import StackPaths
 from infra.stack.postgres import PostgresPair
 from infra.stack.prefect_server import PrefectServer
 from infra.stack.temporal_server import TemporalServer
+from infra.stack.worker_server import WorkerServer
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -67,6 +69,8 @@ class Stack:
             self.servers.append(ExchangeSimServer(paths=self.paths, settings=settings))
         if settings.temporal.address is None:
             self.servers.append(TemporalServer(paths=self.paths, settings=settings.temporal))
+        if settings.temporal.address is None:  # a cluster elsewhere runs its own workers
+            self.servers.append(WorkerServer(paths=self.paths, settings=settings))
         if settings.prefect.api_url is None:
             self.servers.append(
                 PrefectServer(

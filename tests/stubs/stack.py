@@ -15,6 +15,7 @@ from bot4.settings import (
     Settings,
     StorageSettings,
     TemporalSettings,
+    WorkerSettings,
 )
 from tests.stubs.ports import free_ports
 
@@ -37,7 +38,7 @@ def remove_home(home: Path) -> None:
 
 def stack_settings(home: Path) -> Settings:
     """Return settings for a whole local stack on free ports under ``home``."""
-    pg_a, pg_b, temporal, temporal_ui, prefect, s3, exchange, api = free_ports(8)
+    pg_a, pg_b, temporal, temporal_ui, prefect, s3, exchange, api, worker = free_ports(9)
     return Settings(
         home=home,
         db=DatabaseSettings(primary_port=pg_a, standby_port=pg_b),
@@ -46,6 +47,7 @@ def stack_settings(home: Path) -> Settings:
         storage=StorageSettings(port=s3),
         exchange=ExchangeSettings(port=exchange),
         api=ApiSettings(port=api),
+        worker=WorkerSettings(metrics_port=worker),
     )
 
 

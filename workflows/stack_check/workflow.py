@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Final
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -10,6 +11,8 @@ from temporalio.common import RetryPolicy
 with workflow.unsafe.imports_passed_through():
     from workflows.stack_check.activities import StackCheckActivities
     from workflows.stack_check.models import StackCheckInput, StackCheckResult
+
+STEPS: Final = ("stack_check.digest",)
 
 
 @workflow.defn(name="stack_check")

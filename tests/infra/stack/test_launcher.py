@@ -141,7 +141,9 @@ def test_status_json_reports_every_component_healthy(running_stack: Stack) -> No
     assert done.returncode == 0, done.stderr
     document = json.loads(done.stdout)
     names = [c["name"] for c in document["components"]]
-    assert names == ["postgres-a", "postgres-b", "s3", "exchange-sim", "temporal", "prefect", "api"]
+    assert names == [
+        "postgres-a", "postgres-b", "s3", "exchange-sim", "temporal", "worker", "prefect", "api",
+    ]  # fmt: skip
     assert all(c["healthy"] is True and isinstance(c["pid"], int) for c in document["components"])
     assert document["healthy"] is True
     roles = {c["name"]: c.get("role") for c in document["components"]}

@@ -1,0 +1,80 @@
+"""The bot4 Temporal worker: every workflow and activity of the registry on one queue.
+
+Long-running (``bot4 worker``): one process holds the clients the activities need, polls
+the task queue and exports the SDK's own metrics (task latencies, slots, failures) to
+Prometheus. SIGTERM or SIGINT stops polling, lets running activities finish within
+``graceful_shutdown_s`` and exits, so ``bot4 stack down`` never cuts an activity midway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from datetime import timedelta
+from typing import Final
+
+import structlog
+from temporalio.client import Client
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
+from temporalio.worker import Worker
+
+from bot4.settings import LOOPBACK, Settings
+from workflows.registry import TASK_QUEUE, WORKFLOWS, activity_methods
+
+log = structlog.get_logger(__name__)
+
+GRACEFUL_SHUTDOWN_S: Final = 10  # within the launcher's 15 s between SIGTERM and SIGKILL
+
+
+def metrics_address(settings: Settings) -> str:
+    """Return ``host:port`` of the worker's Prometheus endpoint (loopback only)."""
+    return f"{LOOPBACK}:{settings.worker.metrics_port}"
+
+
+def prometheus_runtime(settings: Settings) -> Runtime:
+    """Return a Temporal runtime that serves SDK metrics on the worker's metrics port.
+
+    Raises:
+        RuntimeError: the port cannot be bound (the SDK's core reports it this way).
+    """
+    metrics = PrometheusConfig(bind_address=metrics_address(settings))
+    return Runtime(telemetry=TelemetryConfig(metrics=metrics))
+
+
+async def run_worker(
+    settings: Settings, *, stop: asyncio.Event, task_queue: str = TASK_QUEUE
+) -> None:
+    """Connect, poll ``task_queue`` until ``stop`` is set, then shut down gracefully."""
+    runtime = prometheus_runtime(settings)
+    client = await Client.connect(
+        settings.temporal.effective_address(),
+        namespace=settings.temporal.namespace,
+        runtime=runtime,
+    )
+    worker = Worker(
+        client,
+        task_queue=task_queue,
+        workflows=list(WORKFLOWS),
+        activities=activity_methods(settings),
+        graceful_shutdown_timeout=timedelta(seconds=GRACEFUL_SHUTDOWN_S),
+    )
+    log.info(
+        "worker_started",
+        task_queue=task_queue,
+        temporal=settings.temporal.effective_address(),
+        metrics=metrics_address(settings),
+        workflows=[w.__name__ for w in WORKFLOWS],
+    )
+    async with worker:
+        await stop.wait()
+        log.info("worker_stopping", graceful_shutdown_s=GRACEFUL_SHUTDOWN_S)
+    log.info("worker_stopped")
+
+
+async def serve(settings: Settings) -> None:
+    """Run the worker until SIGTERM or SIGINT."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await run_worker(settings, stop=stop)
