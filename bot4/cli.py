@@ -81,6 +81,14 @@ def _parser() -> argparse.ArgumentParser:
 
     configure_parsers(commands)
 
+    from bot4.runbook_cli import configure_parser as configure_runbook_parser
+
+    configure_runbook_parser(
+        commands.add_parser(
+            "runbook", help="list, read, run, follow, approve and abort runbooks (through the API)"
+        )
+    )
+
     demo = commands.add_parser(
         "demo", help="bring the stack up, run a round trip through every server, bring it down"
     )
@@ -190,8 +198,15 @@ def _handler(args: argparse.Namespace) -> Handler:
         "status": control.status,
         "keys": control.keys_command,
         "audit": control.audit_command,
+        "runbook": _runbook_handler(),
     }
     return handlers.get(command, commands.demo)
+
+
+def _runbook_handler() -> Handler:
+    from bot4.runbook_cli import runbook_command
+
+    return runbook_command
 
 
 def _engine_side_handler(command: str) -> Handler:

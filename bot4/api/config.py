@@ -38,6 +38,9 @@ class ApiConfig:
         status_timeout_s: bound of the stack probe.
         secrets: values that must never leave the process (scrubbed from answers, logs).
         max_body_bytes: larger request bodies are refused (413).
+        temporal_address: Temporal frontend of the runbook workflows.
+        temporal_namespace: its namespace.
+        task_queue: the worker's task queue.
     """
 
     dsn: str = field(repr=False)
@@ -55,6 +58,9 @@ class ApiConfig:
     status_timeout_s: float = 5.0
     secrets: tuple[str, ...] = field(default=(), repr=False)
     max_body_bytes: int = MAX_BODY_BYTES
+    temporal_address: str = "127.0.0.1:7233"
+    temporal_namespace: str = "default"
+    task_queue: str = "bot4"
 
     def admin_address_allowed(self, address: str) -> bool:
         """Tell whether a client at ``address`` may use admin routes."""

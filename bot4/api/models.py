@@ -93,3 +93,22 @@ class KeyRevokeBody(_Body):
     """Why the key dies now."""
 
     reason: Text
+
+
+ParamValue = str | int | float | bool | None
+
+
+class RunbookRunBody(_Body):
+    """Start a runbook: its parameters (checked against its input model) and dry run."""
+
+    params: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")], ParamValue] = Field(
+        default_factory=dict, max_length=32
+    )
+    dry_run: bool = False
+
+
+class DecisionBody(_Body):
+    """An approval (of the step waiting, or of ``step``) or an abort, with a note."""
+
+    step: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")] | None = None
+    note: Text | None = None

@@ -21,6 +21,7 @@ from bot4.api.errors import UnavailableError
 from bot4.api.keys import KeyStore
 from bot4.api.ratelimit import RateLimiter
 from bot4.api.redact import Scrubber
+from bot4.api.runbooks import Runbooks
 
 log = structlog.get_logger(__name__)
 
@@ -47,6 +48,11 @@ class Services:
             token=config.engine_token,
             timeout_s=config.engine_timeout_s,
             scrubber=self.scrubber,
+        )
+        self.runbooks = Runbooks(
+            address=config.temporal_address,
+            namespace=config.temporal_namespace,
+            task_queue=config.task_queue,
         )
         self.started_at: datetime = clock.now()
         self._pool: asyncpg.Pool | None = None

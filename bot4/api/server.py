@@ -68,6 +68,8 @@ def configured_secrets(settings: Settings) -> tuple[str, ...]:
 
 def api_config(settings: Settings) -> ApiConfig:
     """Return the API's configuration from the settings."""
+    from workflows.registry import TASK_QUEUE
+
     api, engine = settings.api, settings.engine
     key = audit_key(settings)
     return ApiConfig(
@@ -94,6 +96,9 @@ def api_config(settings: Settings) -> ApiConfig:
         engine_timeout_s=api.engine_timeout_s,
         status_timeout_s=api.status_timeout_s,
         secrets=(*configured_secrets(settings), key.decode()),
+        temporal_address=settings.temporal.effective_address(),
+        temporal_namespace=settings.temporal.namespace,
+        task_queue=TASK_QUEUE,
     )
 
 

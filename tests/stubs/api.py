@@ -24,6 +24,7 @@ from bot4.settings import (
     ExchangeSettings,
     RateLimit,
     Settings,
+    TemporalSettings,
 )
 from tests.stubs.ports import free_ports
 
@@ -51,6 +52,7 @@ def api_settings(
     server_secrets: ServerSecrets,
     *,
     engine_ports: tuple[int, int] | None = None,
+    temporal: TemporalSettings | None = None,
     **api: Any,
 ) -> Settings:
     """Return settings of an API on a free port over ``dsn`` (no engines unless ports given)."""
@@ -67,6 +69,7 @@ def api_settings(
     return Settings(
         home=home,
         db=DatabaseSettings(dsn=SecretStr(dsn)),
+        temporal=temporal or TemporalSettings(),
         api=ApiSettings(**values),
         engine=EngineSettings(
             blue_control_port=blue,

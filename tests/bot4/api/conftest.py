@@ -60,11 +60,15 @@ def new_home(homes: list[Path]) -> Any:
 
 
 @pytest.fixture(scope="package")
-def api(new_home: Any, api_dsn: str, server_secrets: ServerSecrets) -> Iterator[RunningApi]:
+def api(
+    new_home: Any, api_dsn: str, server_secrets: ServerSecrets, running_stack: Stack
+) -> Iterator[RunningApi]:
     settings = api_settings(
         new_home(),
         api_dsn,
         server_secrets,
+        # the session stack's Temporal, whose worker runs the runbooks' workflows
+        temporal=running_stack.settings.temporal,
         # reserved now; test_engines binds a real control server on the blue one
         engine_ports=(free_ports(1)[0], free_ports(1)[0]),
         rate_limits={"viewer": VIEWER_LIMIT, "trader": FAST, "operator": FAST, "admin": FAST},
