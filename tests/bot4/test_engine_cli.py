@@ -3,7 +3,7 @@
 The CLI runs as a subprocess against real servers: the session's PostgreSQL (a scratch
 database), the exchange simulator (subprocess) and a safety thread serving a control
 endpoint in this process for a minimal test engine (``StubEngine`` of
-tests/engine/live/test_control.py).
+tests/stubs/engine_control.py).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from bot4.settings import ExchangeSettings
 from engine.dtypes import HALTED
 from engine.live.killswitch import read_kill_switch
 from engine.live.safety import SafetyThread
-from tests.engine.live.test_control import (
+from tests.stubs.engine_control import (
     TOKEN,
     EngineLoop,
     StubEngine,

@@ -21,7 +21,7 @@ from bot4.settings import ExchangeSettings
 from engine.live.killswitch import read_kill_switch
 from engine.live.safety import SafetyThread
 from infra.stack.launcher import Stack
-from tests.engine.live.test_control import (
+from tests.stubs.engine_control import (
     SYMBOLS,
     TOKEN,
     EngineLoop,

@@ -1,7 +1,7 @@
 """Engine admin actions through the API, proxied to a real engine control server.
 
 The control server is the engine's own (:class:`engine.live.control.ControlServer`) with a
-minimal test engine behind it (``StubEngine`` of tests/engine/live/test_control.py); the
+minimal test engine behind it (``StubEngine`` of tests/stubs/engine_control.py); the
 API reaches it over HTTP with the engines' token, like it reaches a running engine.
 """
 
@@ -22,8 +22,8 @@ from engine.live.control import ControlConfig, ControlServer
 from engine.live.gate import TradingGate
 from engine.live.killswitch import read_kill_switch
 from tests.bot4.api.conftest import Keys, audit_row
-from tests.engine.live.test_control import StubEngine
 from tests.stubs.api import Recorder, RunningApi, ServerSecrets, cli_env
+from tests.stubs.engine_control import StubEngine
 from tests.stubs.ports import free_ports
 
 pytestmark = pytest.mark.timeout(120)

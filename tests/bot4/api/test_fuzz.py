@@ -27,8 +27,8 @@ from engine.dtypes import ACTIVE, HALTED
 from engine.live.control import ControlConfig, ControlServer
 from engine.live.gate import TradingGate
 from tests.bot4.api.conftest import Keys
-from tests.engine.live.test_control import StubEngine
 from tests.stubs.api import Recorder, RunningApi, ServerSecrets
+from tests.stubs.engine_control import StubEngine
 
 pytestmark = pytest.mark.timeout(300)
 PUBLIC = {"/healthz", "/v1/openapi.json"}

@@ -26,7 +26,7 @@ from engine.live.killswitch import (
     set_kill_switch,
 )
 from engine.live.safety import SafetyThread
-from tests.engine.live.test_control import (
+from tests.stubs.engine_control import (
     TOKEN,
     EngineLoop,
     StubEngine,
