@@ -82,11 +82,15 @@ def _parser() -> argparse.ArgumentParser:
     configure_parsers(commands)
 
     from bot4.runbook_cli import configure_parser as configure_runbook_parser
+    from bot4.runbook_cli import configure_rollout_parser
 
     configure_runbook_parser(
         commands.add_parser(
             "runbook", help="list, read, run, follow, approve and abort runbooks (through the API)"
         )
+    )
+    configure_rollout_parser(
+        commands.add_parser("rollout", help="roll out a new release (runbooks, through the API)")
     )
 
     demo = commands.add_parser(
@@ -199,6 +203,7 @@ def _handler(args: argparse.Namespace) -> Handler:
         "keys": control.keys_command,
         "audit": control.audit_command,
         "runbook": _runbook_handler(),
+        "rollout": _rollout_handler(),
     }
     return handlers.get(command, commands.demo)
 
@@ -207,6 +212,12 @@ def _runbook_handler() -> Handler:
     from bot4.runbook_cli import runbook_command
 
     return runbook_command
+
+
+def _rollout_handler() -> Handler:
+    from bot4.runbook_cli import rollout_command
+
+    return rollout_command
 
 
 def _engine_side_handler(command: str) -> Handler:

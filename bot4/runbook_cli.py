@@ -11,10 +11,11 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from pathlib import Path
 from typing import Any, Final
 
 from bot4 import console
-from bot4.control_cli import EXIT_FAILED, EXIT_FOUND_PROBLEM, EXIT_OK
+from bot4.control_cli import EXIT_FAILED, EXIT_FOUND_PROBLEM, EXIT_OK, EXIT_USAGE
 from bot4.control_commands import _run, _UsageError, client_for
 from bot4.settings import Settings
 
@@ -51,6 +52,53 @@ def configure_parser(runbook: argparse.ArgumentParser) -> None:
             sub.add_argument("--step", default=None, help="the step (default: the one waiting)")
     for sub in actions.choices.values():
         sub.add_argument("--json", action="store_true", help="print JSON documents")
+
+
+def configure_rollout_parser(rollout: argparse.ArgumentParser) -> None:
+    """Add ``bot4 rollout engine``: the blue_green_deploy runbook, with its usual knobs."""
+    kinds = rollout.add_subparsers(dest="rollout_command", required=True, metavar="WHAT")
+    engine = kinds.add_parser(
+        "engine",
+        help="blue-green deploy of a new engine release (runbook blue_green_deploy) [operator]",
+        description=(
+            "Start the idle color with the release, gate it, hand trading over (fenced),"
+            " bake, retire the old color; any failed gate or bake check rolls back."
+            " The release file must be readable where the worker and the engines run."
+        ),
+    )
+    engine.add_argument("--release", required=True, type=Path, help="the release manifest")
+    engine.add_argument("--reason", default="", help="why (kept in the audit log)")
+    engine.add_argument("--bake-s", type=int, default=None, help="bake period in seconds")
+    engine.add_argument(
+        "--require-approval", action="store_true",
+        help="the handoff waits for a second operator (bot4 runbook approve)",
+    )  # fmt: skip
+    engine.add_argument("--dry-run", action="store_true", help="return the plan, change nothing")
+    engine.add_argument("--wait", action="store_true", help="follow the rollout until it ends")
+    engine.add_argument("--json", action="store_true", help="print JSON documents")
+
+
+def rollout_command(args: argparse.Namespace, settings: Settings) -> int:
+    """Run ``bot4 rollout engine`` as the blue_green_deploy runbook through the API."""
+    release: Path = args.release
+    if not release.is_file():
+        console.error(f"--release {release}: no such file; give the release manifest's path")
+        return EXIT_USAGE
+    params: dict[str, Any] = {
+        "release_path": str(release.resolve()),
+        "require_approval": args.require_approval,
+    }
+    if args.reason:
+        params["reason"] = args.reason
+    if args.bake_s is not None:
+        params["bake_s"] = args.bake_s
+    return runbook_command(
+        argparse.Namespace(
+            runbook_command="run", name="blue_green_deploy", param=[], params=params,
+            dry_run=args.dry_run, wait=args.wait, json=args.json,
+        ),
+        settings,
+    )  # fmt: skip
 
 
 def parse_params(pairs: list[str]) -> dict[str, Any]:
@@ -101,7 +149,8 @@ def runbook_command(args: argparse.Namespace, settings: Settings) -> int:
                     for p in book["parameters"]))  # fmt: skip
             return EXIT_OK
         if action == "run":
-            body = {"params": parse_params(args.param), "dry_run": args.dry_run}
+            params = {**getattr(args, "params", {}), **parse_params(args.param)}
+            body = {"params": params, "dry_run": args.dry_run}
             started = client.post(f"/v1/runbooks/{args.name}/runs", body).body
             _print(args, started, f"started {started['workflow_id']}"
                    + (" (dry run)" if args.dry_run else ""))  # fmt: skip
@@ -159,4 +208,10 @@ def _print(args: argparse.Namespace, document: Any, text: str) -> None:
         console.say(text)
 
 
-__all__ = ["EXIT_FAILED", "configure_parser", "runbook_command"]
+__all__ = [
+    "EXIT_FAILED",
+    "configure_parser",
+    "configure_rollout_parser",
+    "rollout_command",
+    "runbook_command",
+]

@@ -6,6 +6,8 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from bot4.settings import Settings
+from workflows.blue_green_deploy.activities import DeployActivities, DeployConfig
+from workflows.blue_green_deploy.workflow import BlueGreenDeployWorkflow
 from workflows.emergency_stop.activities import EmergencyStopActivities, EmergencyStopConfig
 from workflows.emergency_stop.workflow import EmergencyStopWorkflow
 from workflows.stack_check.activities import StackCheckActivities
@@ -13,7 +15,7 @@ from workflows.stack_check.workflow import StackCheckWorkflow
 
 TASK_QUEUE: Final = "bot4"
 
-WORKFLOWS: Final = (StackCheckWorkflow, EmergencyStopWorkflow)
+WORKFLOWS: Final = (StackCheckWorkflow, EmergencyStopWorkflow, BlueGreenDeployWorkflow)
 
 
 def activity_methods(settings: Settings) -> list[Callable[..., Any]]:
@@ -21,9 +23,24 @@ def activity_methods(settings: Settings) -> list[Callable[..., Any]]:
     stack_check = StackCheckActivities()
     emergency_stop = EmergencyStopActivities(EmergencyStopConfig.from_settings(settings))
     return [
+        *deploy_activities(DeployActivities(DeployConfig.from_settings(settings))),
         stack_check.digest,
         emergency_stop.plan,
         emergency_stop.halt_engines,
         emergency_stop.cancel_venue_orders,
         emergency_stop.verify,
+    ]
+
+
+def deploy_activities(deploy: DeployActivities) -> list[Callable[..., Any]]:
+    """Return the bound activity methods of blue_green_deploy (tests build their own)."""
+    return [
+        deploy.plan,
+        deploy.start_standby,
+        deploy.warm_standby,
+        deploy.health_gate,
+        deploy.handoff,
+        deploy.bake_check,
+        deploy.retire_old,
+        deploy.rollback,
     ]

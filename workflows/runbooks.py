@@ -20,6 +20,8 @@ from typing import Any, Final
 
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 
+from workflows.blue_green_deploy import models as blue_green_models
+from workflows.blue_green_deploy import workflow as blue_green
 from workflows.emergency_stop import models as emergency_stop_models
 from workflows.emergency_stop import workflow as emergency_stop
 from workflows.stack_check import models as stack_check_models
@@ -79,6 +81,18 @@ class Runbook:
         return described
 
 
+def _deploy_id(request: blue_green_models.RolloutInput) -> str:
+    """``deploy-<release version>``: the manifest is loaded (and so checked) first.
+
+    Raises:
+        ReleaseError: the manifest is missing or malformed (a ValueError naming the field).
+    """
+    from engine.live.release import Release
+
+    release = Release.load(Path(request.release_path))
+    return blue_green_models.workflow_id(release.version, dry_run=request.dry_run)
+
+
 RUNBOOKS: Final[Mapping[str, Runbook]] = {
     r.name: r
     for r in (
@@ -101,6 +115,17 @@ RUNBOOKS: Final[Mapping[str, Runbook]] = {
             workflow_id=emergency_stop_models.workflow_id,
             id_reuse_policy=emergency_stop.ID_REUSE_POLICY,
             id_conflict_policy=emergency_stop.ID_CONFLICT_POLICY,
+        ),
+        Runbook(
+            name="blue_green_deploy",
+            workflow="blue_green_deploy",
+            input_type=blue_green_models.RolloutInput,
+            run_role="operator",
+            steps=blue_green_models.STEPS,
+            guarded_steps=("handoff",),
+            workflow_id=_deploy_id,
+            id_reuse_policy=blue_green.ID_REUSE_POLICY,  # a version deploys once
+            id_conflict_policy=blue_green.ID_CONFLICT_POLICY,
         ),
     )
 }

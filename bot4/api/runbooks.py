@@ -129,7 +129,10 @@ class Runbooks:
                 runbook's policy, has run).
         """
         client = await self.client()
-        workflow_id = book.workflow_id(request)
+        try:
+            workflow_id = book.workflow_id(request)
+        except (ValueError, OSError) as e:  # e.g. a release manifest that does not load
+            raise InvalidParametersError(f"runbook {book.name}: {e}") from None
         try:
             handle = await client.start_workflow(
                 book.workflow,

@@ -8,6 +8,7 @@ on the engine's loop. A halt is not here: it lives on the safety thread
 
 from __future__ import annotations
 
+import asyncio
 from typing import Literal
 
 import structlog
@@ -23,6 +24,7 @@ class EngineAdmin:
 
     def __init__(self, engine: LiveEngine) -> None:
         self.engine = engine
+        self._takeover: asyncio.Future[None] | None = None
 
     def status(self) -> dict[str, object]:
         """Return the status snapshot (called from the safety thread: reads only)."""
@@ -57,6 +59,7 @@ class EngineAdmin:
             "kernel": engine.decider.counters(),
             "events": engine.decider.events_decided,
             "shadow_quotes": engine.shadow_quotes if engine.role != "leader" else [],
+            "desired_quotes": engine.shadow_quotes,
             "recovery_ok": None if engine.recovery is None else engine.recovery.ok,
         }  # fmt: skip
 
@@ -96,7 +99,10 @@ class EngineAdmin:
     async def acquire_leadership(self, *, by: str, reason: str) -> dict[str, object]:
         """Contend for the lease again (takes it at once when it is free)."""
         self.engine.want_lead = True
-        await self.engine.try_to_lead()
+        # shielded: a control call that times out (reconciliation can be slow) must not
+        # cancel a takeover halfway, with the lease taken and the leader's parts half built
+        self._takeover = asyncio.ensure_future(self.engine.try_to_lead())  # keeps a reference
+        await asyncio.shield(self._takeover)
         return {"role": self.engine.role, "epoch": self.engine.epoch}
 
     async def load_model(self, version: str, *, by: str, reason: str) -> dict[str, object]:

@@ -235,11 +235,11 @@ class LiveEngine:
             self.quotes.sync(quotes, tick_ns=tick_ns, decided_ns=decided_ns)
             if decision.takers:
                 self.quotes.take(decision.takers, tick_ns=tick_ns, decided_ns=decided_ns)
-        else:
-            self.shadow_quotes = [
-                {"symbol_id": q.symbol_id, "side": q.side, "price": q.price_ticks,
-                 "qty": q.qty_lots} for q in quotes if q.qty_lots
-            ]  # fmt: skip
+        # every role keeps its desired quotes: a deploy compares a standby's with the leader's
+        self.shadow_quotes = [
+            {"symbol_id": q.symbol_id, "side": q.side, "price": q.price_ticks,
+             "qty": q.qty_lots} for q in quotes if q.qty_lots
+        ]  # fmt: skip
         log.debug("decided", events=decision.events, ns=time.monotonic_ns() - started)
 
     # --- leadership ---------------------------------------------------------------------

@@ -40,8 +40,8 @@ class EngineProcess:
 class Platform(Protocol):
     """Runs at most one engine per color."""
 
-    def start(self, color: Color, release_path: Path) -> EngineProcess:
-        """Start ``color`` with the release file.
+    def start(self, color: Color, release_path: Path, *, standby: bool = False) -> EngineProcess:
+        """Start ``color`` with the release file (``standby``: do not contend for the lease).
 
         Raises:
             EngineAlreadyRunningError: ``color`` already runs.

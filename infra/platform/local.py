@@ -74,8 +74,11 @@ class LocalPlatform:
     def _record(self, color: Color) -> PidRecord | None:
         return read_pid_file(self._pid_file(color), component=f"engine {color}")
 
-    def start(self, color: Color, release_path: Path) -> EngineProcess:
+    def start(self, color: Color, release_path: Path, *, standby: bool = False) -> EngineProcess:
         """Start ``color``; refuse when it already runs.
+
+        ``standby`` adds ``--standby``: the engine shadows until ``acquire_leadership``
+        (a deploy's new color must never take the lease by itself).
 
         Raises:
             EngineAlreadyRunningError: ``color`` already runs.
@@ -86,6 +89,8 @@ class LocalPlatform:
                 f"engine {color} already runs (pid {running.pid}); stop it first"
             )
         argv = self.command(color, release_path.absolute())
+        if standby:
+            argv = [*argv, "--standby"]
         spawn(argv, pid_file=self._pid_file(color), log_file=self.logs(color), env=self.env)
         return self.status(color)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -34,6 +35,8 @@ async def test_runbooks_are_listed_with_steps_roles_and_their_markdown(
     assert books["emergency_stop"]["run_role"] == "trader"
     assert books["emergency_stop"]["steps"][0] == "halt_engines"
     assert books["stack_check"]["guarded_steps"] == ["stack_check.digest"]
+    assert books["blue_green_deploy"]["guarded_steps"] == ["handoff"]
+    assert books["blue_green_deploy"]["run_role"] == "operator"
     assert {p["name"] for p in books["stack_check"]["parameters"]} == {"token", "require_approval"}
     shown, _ = await _call(recorder, api, "/v1/runbooks/emergency_stop", key=viewer["key"])
     assert "## Failure and rollback" in shown.json()["markdown"]
@@ -194,3 +197,24 @@ async def test_cli_lists_runs_with_wait_and_refuses_a_malformed_param(
     unknown = await _bot4(env, "runbook", "run", "stack_check", "--param", "tokn=x")
     assert unknown.returncode == 1
     assert "no parameter 'tokn'" in unknown.stderr
+
+
+async def test_rollout_of_a_manifest_that_does_not_load_is_refused_before_it_starts(
+    api: RunningApi, recorder: Recorder, keys: Keys, tmp_path: Path
+) -> None:
+    operator = await keys.create("operator", name="rb-deployer")
+    broken = tmp_path / "release.json"
+    broken.write_text('{"version": "r-broken", "unknown_key": 1}')
+    answer, _ = await _call(
+        recorder, api, "/v1/runbooks/blue_green_deploy/runs", key=operator["key"],
+        method="POST", json={"params": {"release_path": str(broken)}},
+    )  # fmt: skip
+    assert answer.status_code == 422, answer.text
+    assert "blue_green_deploy" in answer.json()["error"]
+    env = cli_env(api.settings, BOT4_API_KEY=operator["key"])
+    missing = await _bot4(env, "rollout", "engine", "--release", str(tmp_path / "nope.json"))
+    assert missing.returncode == 2
+    assert "no such file" in missing.stderr
+    refused = await _bot4(env, "rollout", "engine", "--release", str(broken))
+    assert refused.returncode == 1
+    assert "422" in refused.stderr
