@@ -9,10 +9,11 @@ and fills may have happened while nobody was polling. So, before trading:
 2. **Resolve** every order not in a terminal state by asking the venue about its client
    id: found means adopt the venue's state; "not found" (believed only after the
    adapter's grace period) means it was never placed and it is journaled REJECTED.
-3. **Orphans**: open orders at the venue with our id prefix that the journal does not
-   know: the process died after sending them and before their ORDER_NEW was durable
-   (the manager's ``send_before_durable`` window, one group commit), or the journal lost
-   a commit. Each is journaled from the venue's view (ORDER_NEW marked ``adopted``);
+3. **Orphans**: open orders at the venue with the desk's id prefixes (ours, and those of
+   every instance that ever led: a deposed leader's are ours to manage now) that the
+   journal does not know: the process died after sending them and before their
+   ORDER_NEW was durable (the manager's ``send_before_durable`` window, one group
+   commit), or the journal lost a commit. Each is journaled from the venue's view (ORDER_NEW marked ``adopted``);
    nothing can be known of its intent, so it is then **canceled** (the default), or left
    working when configured (``orphans="adopt"``).
 4. **Fills**: the account's trades after the last journaled trade id are journaled; a
@@ -65,21 +66,31 @@ class RecoveryConfig:
     Attributes:
         orphans: what to do with open venue orders of ours unknown to the journal.
         tolerance: largest balance difference per asset still taken as equal.
-        cancel_resting: cancel every order of ours still resting (journal-known ones too)
-            before the balance check. Resting orders can fill while recovery reads
-            balances, which would make the check race the market; the strategy
-            requotes anyway once it trades again.
+        cancel_resting: cancel every order of the desk still resting (journal-known ones
+            too, and those of the desk's other instances: a deposed leader's order left
+            resting after its step-down is ours to manage now) before the balance check.
+            Resting orders can fill while recovery reads balances, which would make the
+            check race the market; the strategy requotes anyway once it trades again.
+        balance_rounds: how many times a balance difference is re-checked (fills polled
+            again after ``balance_settle_s``) before it counts: a fill of an order that was
+            in flight when recovery began can land between the fill poll and the balance
+            read.
+        balance_settle_s: the wait between two balance checks.
     """
 
     orphans: Literal["cancel", "adopt"] = "cancel"
     tolerance: Decimal = Decimal("0.00000001")
     cancel_resting: bool = True
+    balance_rounds: int = 3
+    balance_settle_s: float = 0.5
 
     def __post_init__(self) -> None:
         if self.orphans not in ("cancel", "adopt"):
             raise ValueError(f"orphans must be 'cancel' or 'adopt' (got {self.orphans!r})")
         if self.tolerance < 0:
             raise ValueError(f"tolerance must be >= 0 (got {self.tolerance})")
+        if self.balance_rounds < 1 or self.balance_settle_s < 0:
+            raise ValueError("balance_rounds must be >= 1 and balance_settle_s >= 0")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -190,15 +201,23 @@ async def recover(
         manager.sent_at[cid] = now - age
     live = manager.table.live()
     await asyncio.gather(*(_reconcile(manager, order) for order in live))
-    canceled, adopted = await _orphans(manager, config)
+    desk = await desk_prefixes(pool, own=manager.prefix)
+    canceled, adopted = await _orphans(manager, config, desk)
     if config.cancel_resting:
+        await _cancel_other_instances_resting(manager)
         await manager.cancel_all()
     fills_recorded = await manager.poll_fills()
-    for position in manager.positions.values():
-        await manager.store.put(position)
     mismatches: list[BalanceMismatch] = []
     if baseline is not None:
-        mismatches = await _compare_balances(manager, baseline, config.tolerance)
+        for round_ in range(config.balance_rounds):
+            mismatches = await _compare_balances(manager, baseline, config.tolerance)
+            if not mismatches or round_ == config.balance_rounds - 1:
+                break
+            log.warning("balance_recheck", round=round_ + 1, assets=[m.asset for m in mismatches])
+            await asyncio.sleep(config.balance_settle_s)
+            fills_recorded += await manager.poll_fills()
+    for position in manager.positions.values():
+        await manager.store.put(position)
     report = RecoveryReport(
         orders_rebuilt=len(image.orders),
         resolved=tuple(o.client_order_id for o in live if o.phase is not OrderPhase.UNKNOWN
@@ -230,13 +249,38 @@ async def _reconcile(manager: OrderManager, order: LocalOrder) -> None:
     await manager.apply_venue_state(order, state)
 
 
-async def _orphans(manager: OrderManager, config: RecoveryConfig) -> tuple[list[str], list[str]]:
+async def desk_prefixes(pool: asyncpg.Pool, *, own: str) -> tuple[str, ...]:
+    """Return the client-id prefixes of every engine instance that ever led this desk.
+
+    Their orders are the desk's: after a handoff or a takeover, the new leader manages
+    (and, at startup, cancels) what a deposed leader left at the venue. Orders of any
+    other prefix (manual trading on the account) are left alone.
+    """
+    rows = await pool.fetch(
+        "SELECT DISTINCT instance FROM journal_events WHERE kind = 'leadership'"
+    )
+    return tuple(sorted({own, *(f"{row['instance']}-" for row in rows)}))
+
+
+async def _cancel_other_instances_resting(manager: OrderManager) -> None:
+    """Cancel the resting orders another instance of the desk journaled and left open."""
+    for order in manager.table.live():
+        if order.client_order_id.startswith(manager.prefix):
+            continue  # ours: cancel_all takes them
+        if order.phase in (OrderPhase.ACKED, OrderPhase.PARTIALLY_FILLED):
+            await manager.cancel(order.client_order_id)
+            log.warning("deposed_leaders_order_canceled", client_order_id=order.client_order_id)
+
+
+async def _orphans(
+    manager: OrderManager, config: RecoveryConfig, desk: tuple[str, ...]
+) -> tuple[list[str], list[str]]:
     canceled: list[str] = []
     adopted: list[str] = []
     for symbol in manager.instruments:
         for venue_order in await manager.client.fetch_open_orders(symbol):
             cid = venue_order.client_order_id
-            if not cid.startswith(manager.prefix) or cid in manager.table:
+            if not cid.startswith(desk) or cid in manager.table:
                 continue
             # journaled first either way, so every order of ours at the venue is in the
             # journal; then canceled through the table like any other order

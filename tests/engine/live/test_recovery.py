@@ -14,15 +14,19 @@ import asyncpg
 import pytest
 
 from engine.execution import OrderRequest
-from engine.journal import JournalEvent, JournalKind
+from engine.journal import GroupCommitter, Journal, JournalEvent, JournalKind
+from engine.leadership import Lease
 from engine.live.fills import asset_deltas
+from engine.live.gate import TradingGate
 from engine.live.order_table import OrderPhase
+from engine.live.orders import OrderManager
 from engine.live.recovery import RecoveryConfig, recover
 from tests.engine.live.harness import (
     INSTANCE,
     SYMBOLS,
     Rig,
     clear_faults,
+    open_venue,
     resting_price,
     rig,
     set_fault,
@@ -227,3 +231,57 @@ async def test_kill_9_after_orders_left_before_their_record_was_durable(
             "SELECT count(*) FROM fills WHERE client_order_id = ''"
         )
         assert orphan_fills == 0  # each fill of an adopted order carries its client id
+
+
+async def test_a_deposed_leaders_resting_orders_are_canceled_and_a_manual_one_left(
+    dsn: str, port: int
+) -> None:
+    """A deposed leader's resting orders are the desk's; a manual order is not.
+
+    After a handoff, green's resting order (journaled) and its unjournaled one belong to
+    the desk: the new leader cancels both before it checks balances; a manual order on
+    the same account stays.
+    """
+    venue = await open_venue(port)
+    try:
+        start = {a: b.total for a, b in (await venue.account.fetch_balances()).items()}
+    finally:
+        await venue.close()
+    async with asyncpg.create_pool(dsn, min_size=1, max_size=4) as pool:
+        lease = Lease(pool, instance="green", ttl_s=60)
+        epoch = await lease.try_acquire()
+        assert epoch is not None
+        committer = GroupCommitter(Journal(pool, instance="green"), epoch=lambda: epoch)
+        committer.start()
+        venue = await open_venue(port)
+        try:
+            acquired = {"event": "acquired", "epoch": epoch}
+            await committer.record([JournalEvent(kind=JournalKind.LEADERSHIP, body=acquired)])
+            green = OrderManager(
+                client=venue.orders, account=venue.account, committer=committer,
+                gate=TradingGate(), instruments=venue.instruments, instance="green", epoch=epoch,
+            )  # fmt: skip
+            price = await resting_price(venue, "ETH/USDT", side="buy")
+            journaled = await green.submit(symbol="ETH/USDT", side="buy", type="limit",
+                                           amount=Decimal("0.01"), price=price)  # fmt: skip
+            assert journaled.phase is OrderPhase.ACKED
+            for cid in (f"green-{epoch}-99", "manual-7"):  # unjournaled; not the desk's
+                await venue.orders.create_order(OrderRequest(
+                    client_order_id=cid, symbol="ETH/USDT", side="buy", type="limit",
+                    amount=Decimal("0.01"), price=price,
+                ))  # fmt: skip
+        finally:
+            await committer.stop()
+            await venue.close()
+        assert await lease.release()  # green steps down, leaving its orders resting
+
+    async with rig(dsn, port) as r:
+        report = await recover(r.manager, baseline=start)
+        assert report.ok, report
+        assert report.orphans_canceled == (f"green-{epoch}-99",)
+        still_open = [o.client_order_id for o in await r.venue.orders.fetch_open_orders("ETH/USDT")]
+        assert still_open == ["manual-7"]
+        canceled = r.manager.table.get(journaled.client_order_id)
+        assert canceled is not None
+        assert canceled.phase is OrderPhase.CANCELED
+        await r.venue.orders.cancel_order("manual-7", "ETH/USDT")
