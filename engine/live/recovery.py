@@ -13,9 +13,9 @@ and fills may have happened while nobody was polling. So, before trading:
    every instance that ever led: a deposed leader's are ours to manage now) that the
    journal does not know: the process died after sending them and before their
    ORDER_NEW was durable (the manager's ``send_before_durable`` window, one group
-   commit), or the journal lost a commit. Each is journaled from the venue's view (ORDER_NEW marked ``adopted``);
-   nothing can be known of its intent, so it is then **canceled** (the default), or left
-   working when configured (``orphans="adopt"``).
+   commit), or the journal lost a commit. Each is journaled from the venue's view
+   (ORDER_NEW marked ``adopted``); nothing can be known of its intent, so it is then
+   **canceled** (the default), or left working when configured (``orphans="adopt"``).
 4. **Fills**: the account's trades after the last journaled trade id are journaled; a
    trade of an order of ours the journal lacks (an orphan that filled before the crash)
    first adopts that order, so the fill keeps its client id.
