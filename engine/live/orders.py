@@ -46,7 +46,13 @@ from engine.execution.models import OrderType, Side
 from engine.journal import FencedError, FillRecord, GroupCommitter, JournalEvent, JournalKind
 from engine.live.fills import Position, PositionStore, fill_record
 from engine.live.gate import HALTED, TradingGate
-from engine.live.order_table import LocalOrder, OrderPhase, OrderTable, request_body
+from engine.live.order_table import (
+    IllegalTransitionError,
+    LocalOrder,
+    OrderPhase,
+    OrderTable,
+    request_body,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -460,11 +466,18 @@ class OrderManager:
         """
         try:
             venue_order = await self.client.fetch_order_by_venue_id(venue_order_id, symbol)
-        except OrderNotFoundError:
+            if not venue_order.client_order_id.startswith(self.prefix):
+                return None
+            known = self.table.get(venue_order.client_order_id)
+            if known is not None:  # ours, its venue id not learnt yet: link, don't add
+                await self.apply_venue_state(known, venue_order)
+                return known
+            return await self.adopt(venue_order)
+        except (EngineError, ValueError, IllegalTransitionError) as e:
+            # the fill itself must never wait on this: journal it without a client id
+            log.warning("fill_order_not_adopted", venue_order_id=venue_order_id,
+                        symbol=symbol, error=str(e))  # fmt: skip
             return None
-        if not venue_order.client_order_id.startswith(self.prefix):
-            return None
-        return await self.adopt(venue_order)
 
     async def adopt(self, venue_order: OrderState) -> LocalOrder:
         """Journal a venue order of ours that the journal lacks, in the venue's state."""
@@ -508,7 +521,12 @@ class OrderManager:
                 self.on_fill(r, maker=bool(makers[i]) if makers is not None else False)
             order = self.table.get(r.client_order_id)
             if order is not None:
-                order.apply_fill(r.qty)
+                try:
+                    order.apply_fill(r.qty)
+                except IllegalTransitionError as e:
+                    # journaled already: the position must still move, exactly once
+                    log.error("fill_does_not_fit_its_order", trade_id=r.trade_id,
+                              client_order_id=r.client_order_id, error=str(e))  # fmt: skip
             self.positions[r.symbol] = self.positions.get(r.symbol, Position(symbol=r.symbol)).plus(
                 r
             )
@@ -541,6 +559,9 @@ class OrderManager:
                 raise
             except TemporaryError as e:
                 log.warning("order_poll_failed", error=str(e))
+            except (EngineError, ValueError, IllegalTransitionError):
+                # a poll that stopped here would stop journaling fills: log, poll again
+                log.exception("order_poll_crashed")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self.config.poll_interval_s)
 

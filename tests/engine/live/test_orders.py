@@ -293,3 +293,25 @@ async def test_a_fenced_manager_sends_nothing(live: Rig) -> None:
             symbol="BTC/USDT", side="buy", type="market", amount=Decimal("0.001")
         )
     assert await venue_client_ids(live.venue, "BTC/USDT") == []
+
+
+async def test_a_fill_that_does_not_fit_its_order_still_moves_the_position_once(
+    live: Rig,
+) -> None:
+    """A bug's symptom (a fill beyond its order) must not stop fills being journaled."""
+    from datetime import UTC, datetime
+
+    order = await live.manager.submit(
+        symbol="BTC/USDT", side="buy", type="market", amount=Decimal("0.001")
+    )
+    await live.manager.poll_fills()
+    before = live.manager.positions["BTC/USDT"].qty
+    stray = FillRecord(
+        venue="binance", trade_id="999999", client_order_id=order.client_order_id,
+        symbol="BTC/USDT", side="buy", price=Decimal("50000"), qty=Decimal("0.001"),
+        fee=Decimal(0), fee_asset=None, traded_at=datetime.now(UTC),
+    )  # fmt: skip
+    await live.manager.record_fills([stray])  # the order is filled already: does not fit
+    assert live.manager.positions["BTC/USDT"].qty == before + Decimal("0.001")
+    rows = await live.pool.fetch("SELECT trade_id FROM fills WHERE trade_id = '999999'")
+    assert len(rows) == 1
