@@ -64,8 +64,12 @@ class Runbook:
         return " ".join(paragraph.split())
 
     def markdown(self) -> str:
-        """Return the runbook's text."""
-        return (RUNBOOK_DIR / f"{self.name}.md").read_text()
+        """Return the runbook's text (a pointer to it when this build does not carry it)."""
+        path = RUNBOOK_DIR / f"{self.name}.md"
+        try:
+            return path.read_text()
+        except OSError:  # an installed wheel carries no runbooks/: say where they live
+            return f"## Purpose\n\n(runbook text not installed: see runbooks/{self.name}.md)\n"
 
     def parameters(self) -> list[dict[str, object]]:
         """Describe the parameters a caller may give (not the server's fields)."""
