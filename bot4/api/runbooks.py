@@ -128,11 +128,11 @@ class Runbooks:
             ConflictError: a run with the same business key is running (or, per the
                 runbook's policy, has run).
         """
-        client = await self.client()
-        try:
+        try:  # before Temporal: a bad input is the caller's to fix, whatever Temporal's state
             workflow_id = book.workflow_id(request)
         except (ValueError, OSError) as e:  # e.g. a release manifest that does not load
             raise InvalidParametersError(f"runbook {book.name}: {e}") from None
+        client = await self.client()
         try:
             handle = await client.start_workflow(
                 book.workflow,
