@@ -28,7 +28,6 @@ import contextlib
 import json
 import os
 import shutil
-import socket
 import sys
 import tempfile
 import time
@@ -40,6 +39,7 @@ import aiohttp
 import httpx
 import numpy as np
 
+from bench.common import StderrProgress, free_ports
 from bot4.api.bootstrap import bootstrap_admin
 from bot4.api.server import audit_key
 from bot4.settings import ApiSettings, DatabaseSettings, RateLimit, Settings
@@ -56,37 +56,12 @@ def _say(message: str) -> None:
     print(f"[api {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-class _StderrProgress:
-    """Stack progress as one stderr line per finished step."""
-
-    def begin(self, component: str, action: str) -> None:
-        """Ignore (the outcome line follows)."""
-
-    def waiting(self, component: str, elapsed_s: float) -> None:
-        """Ignore."""
-
-    def done(self, component: str, outcome: str) -> None:
-        """Print the outcome."""
-        _say(f"{component}: {outcome}")
-
-
-def _free_ports(count: int) -> list[int]:
-    socks = [socket.socket() for _ in range(count)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
 @contextlib.contextmanager
 def running_api() -> Iterator[Settings]:
     """Start PostgreSQL (primary + sync standby, migrated) and the API; stop both."""
     home = Path(tempfile.mkdtemp(prefix="bot4-bench-api-", dir="/tmp"))
     home.chmod(0o755)  # the unprivileged PostgreSQL user must reach it
-    pg_a, pg_b, api = _free_ports(3)
+    pg_a, pg_b, api = free_ports(3)
     limits = dict.fromkeys(("viewer", "trader", "operator", "admin"), UNLIMITED)
     settings = Settings(
         home=home,
@@ -99,7 +74,7 @@ def running_api() -> Iterator[Settings]:
     server = ApiServer(paths=paths, settings=settings)
     failed = True
     try:
-        progress = _StderrProgress()
+        progress = StderrProgress(_say)
         postgres.ensure_running(progress)
         _say(f"migrations: {len(apply_migrations_sync(settings.db.effective_dsn()))} applied")
         progress.done(server.name, server.ensure_running(progress))

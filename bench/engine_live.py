@@ -47,7 +47,6 @@ import logging
 import os
 import shutil
 import signal
-import socket
 import sys
 import tempfile
 import time
@@ -59,6 +58,7 @@ import asyncpg
 import numpy as np
 from prometheus_client import REGISTRY
 
+from bench.common import StderrProgress, free_ports
 from bot4.logs import configure_logging
 from bot4.settings import DatabaseSettings, ExchangeSettings, Settings
 from engine.dtypes import TRADING_STATE_NAMES
@@ -97,31 +97,6 @@ def _say(message: str) -> None:
     print(f"[engine_live {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-class _StderrProgress:
-    """Stack progress as one stderr line per finished step."""
-
-    def begin(self, component: str, action: str) -> None:
-        """Ignore (the outcome line follows)."""
-
-    def waiting(self, component: str, elapsed_s: float) -> None:
-        """Ignore."""
-
-    def done(self, component: str, outcome: str) -> None:
-        """Print the outcome."""
-        _say(f"{component}: {outcome}")
-
-
-def _free_ports(count: int) -> list[int]:
-    socks = [socket.socket() for _ in range(count)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
 def _rss_mb() -> tuple[float, float]:
     """Return (current, peak) resident set size of this process in MB."""
     fields = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines())
@@ -151,7 +126,7 @@ def running_servers(agent_rate: float, *, keep: bool = False) -> Iterator[Settin
     """Start PostgreSQL (primary + sync standby, migrated) and the simulator; stop both."""
     home = Path(tempfile.mkdtemp(prefix="bot4-bench-live-", dir="/tmp"))
     home.chmod(0o755)  # the unprivileged PostgreSQL user must reach it
-    pg_a, pg_b, exchange = _free_ports(3)
+    pg_a, pg_b, exchange = free_ports(3)
     settings = Settings(
         home=home,
         db=DatabaseSettings(primary_port=pg_a, standby_port=pg_b),
@@ -165,7 +140,7 @@ def running_servers(agent_rate: float, *, keep: bool = False) -> Iterator[Settin
     simulator = ExchangeSimServer(paths=paths, settings=settings)
     failed = True
     try:
-        progress = _StderrProgress()
+        progress = StderrProgress(_say)
         postgres.ensure_running(progress)
         applied = apply_migrations_sync(settings.db.effective_dsn())
         _say(f"migrations: {len(applied)} applied")

@@ -38,6 +38,7 @@ import numpy as np
 from pydantic import SecretStr
 from temporalio.client import Client
 
+from bench.common import free_ports
 from bot4.settings import (
     ApiSettings,
     DatabaseSettings,
@@ -72,22 +73,9 @@ def _say(message: str) -> None:
     print(f"[rollout {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-def _free_ports(count: int) -> list[int]:
-    import socket
-
-    socks = [socket.socket() for _ in range(count)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
 def bench_settings(home: Path, agent_rate: float) -> Settings:
     """Return settings for a whole stack and both engines on free ports under ``home``."""
-    ports = _free_ports(11)
+    ports = free_ports(11)
     return Settings(
         home=home,
         db=DatabaseSettings(primary_port=ports[0], standby_port=ports[1]),

@@ -13,11 +13,11 @@ import asyncio
 import json
 import platform
 import shutil
-import socket
 import tempfile
 import time
 from pathlib import Path
 
+from bench.common import free_ports
 from bot4.settings import (
     DatabaseSettings,
     ExchangeSettings,
@@ -55,16 +55,6 @@ class Stopwatch:
         self.seconds[component] = round(time.perf_counter() - self.began.pop(component), 3)
 
 
-def _free_ports(count: int) -> list[int]:
-    socks = [socket.socket() for _ in range(count)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
-
-
 async def _round_trips(settings: Settings) -> dict[str, float]:
     results = [
         await postgres_round_trip(settings.db),
@@ -82,7 +72,7 @@ def main() -> None:
     """Measure and print the JSON report."""
     home = Path(tempfile.mkdtemp(prefix="bot4-bench-", dir="/tmp"))
     home.chmod(0o755)
-    pg_a, pg_b, temporal, temporal_ui, prefect, s3, exchange = _free_ports(7)
+    pg_a, pg_b, temporal, temporal_ui, prefect, s3, exchange = free_ports(7)
     settings = Settings(
         home=home,
         db=DatabaseSettings(primary_port=pg_a, standby_port=pg_b),
