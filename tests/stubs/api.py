@@ -197,3 +197,19 @@ async def poll(check: Any, *, timeout_s: float, interval_s: float = 0.1) -> Any:
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout_s} s (last: {result!r})")
         await asyncio.sleep(interval_s)
+
+
+async def run_bot4(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m bot4 ARGS`` with ``env`` (off the event loop); never raises on exit."""
+    import asyncio
+    import sys
+
+    return await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "bot4", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )

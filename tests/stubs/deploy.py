@@ -27,14 +27,14 @@ from temporalio.worker import Worker
 
 from bot4.settings import DatabaseSettings, EngineSettings, ExchangeSettings, Settings
 from infra.platform import Color, LocalPlatform
+from tests.engine.live.harness import SYMBOLS
+from tests.stubs.engine_control import TOKEN
 from tests.stubs.ports import free_ports
 from tests.stubs.stack import settings_env
 from workflows.blue_green_deploy.activities import DeployActivities, DeployConfig
 from workflows.blue_green_deploy.workflow import BlueGreenDeployWorkflow
 from workflows.registry import deploy_activities
 
-TOKEN = "test-control-token-0123456789"
-SYMBOLS = ("BTC/USDT", "ETH/USDT")
 RELEASE: dict[str, Any] = {
     "version": "test-1",
     "symbols": list(SYMBOLS),
@@ -45,6 +45,7 @@ RELEASE: dict[str, Any] = {
     "risk": {"max_order_notional": 100_000, "max_symbol_notional": 1_000_000,
              "max_position_lots": 100_000, "max_portfolio_exposure": 10_000_000,
              "max_depth_fraction": 5.0, "price_band_bps": 500},
+    # ticks of 0.01 on prices in the thousands: protections sized in dollars, not cents
     "post_trade": {"stop_loss_ticks": 3000, "latency_arb_move_ticks": 100},
 }  # fmt: skip
 

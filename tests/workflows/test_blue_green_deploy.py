@@ -23,7 +23,6 @@ from temporalio.testing import ActivityEnvironment
 from infra.stack.launcher import Stack
 from tests.engine.live.harness import open_venue
 from tests.stubs.deploy import (
-    TOKEN,
     Desk,
     assert_one_sender_at_a_time,
     deploy_worker,
@@ -31,6 +30,7 @@ from tests.stubs.deploy import (
     running_desk,
     write_release,
 )
+from tests.stubs.engine_control import TOKEN
 from tests.stubs.exchange_sim import ThreadedSim, sim_config
 from tests.stubs.stack import settings_env
 from workflows.approvals import Decision

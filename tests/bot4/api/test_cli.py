@@ -2,32 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import stat
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.bot4.api.conftest import Keys
-from tests.stubs.api import RunningApi, cli_env
+from tests.stubs.api import RunningApi, cli_env, run_bot4
 from tests.stubs.ports import free_ports
 
 pytestmark = pytest.mark.timeout(120)
-
-
-async def _bot4(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-m", "bot4", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 async def test_bootstrap_is_local_refused_twice_and_forced_into_a_0600_file(
@@ -35,12 +20,12 @@ async def test_bootstrap_is_local_refused_twice_and_forced_into_a_0600_file(
 ):
     path = tmp_path / "second-admin.key"
     env = cli_env(api.settings, BOT4_API__KEY_FILE=str(path))
-    refused = await _bot4(env, "keys", "bootstrap")
+    refused = await run_bot4(env, "keys", "bootstrap")
     assert refused.returncode == 1
     assert "a usable admin key exists" in refused.stderr
     assert not path.exists()
 
-    forced = await _bot4(env, "keys", "bootstrap", "--force", "--name", "break-glass", "--json")
+    forced = await run_bot4(env, "keys", "bootstrap", "--force", "--name", "break-glass", "--json")
     assert forced.returncode == 0, forced.stderr
     document = json.loads(forced.stdout)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
@@ -51,19 +36,19 @@ async def test_bootstrap_is_local_refused_twice_and_forced_into_a_0600_file(
         "admin", "break-glass", str(path),
     )  # fmt: skip
     # the CLI now uses that file: the API knows the key as the new admin
-    whoami = await _bot4(env, "keys", "whoami", "--json")
+    whoami = await run_bot4(env, "keys", "whoami", "--json")
     assert whoami.returncode == 0, whoami.stderr
     assert json.loads(whoami.stdout)["id"] == document["id"]
     # and the bootstrap itself is in the audit log
-    rows = await _bot4(env, "audit", "list", "--json", "--key-id", document["id"])
+    rows = await run_bot4(env, "audit", "list", "--json", "--key-id", document["id"])
     routes = [r["route"] for r in json.loads(rows.stdout)]
     assert "bot4 keys bootstrap" in routes
-    assert "bot4 keys bootstrap" in (await _bot4(env, "keys", "bootstrap", "--help")).stdout
+    assert "bot4 keys bootstrap" in (await run_bot4(env, "keys", "bootstrap", "--help")).stdout
 
 
 async def test_key_lifecycle_through_the_cli(api: RunningApi, keys: Keys):
     env = cli_env(api.settings)  # the bootstrap key file of the package's API
-    created = await _bot4(env, "keys", "create", "--role", "operator", "--name", "ci-bot",
+    created = await run_bot4(env, "keys", "create", "--role", "operator", "--name", "ci-bot",
                           "--expires", "30d")  # fmt: skip
     assert created.returncode == 0, created.stderr
     key = created.stdout.strip()
@@ -72,21 +57,21 @@ async def test_key_lifecycle_through_the_cli(api: RunningApi, keys: Keys):
     assert "shown once" in created.stderr
     key_id = key.split("_")[1]
 
-    listed = await _bot4(env, "keys", "list", "--json")
+    listed = await run_bot4(env, "keys", "list", "--json")
     mine = next(k for k in json.loads(listed.stdout) if k["id"] == key_id)
     assert (mine["role"], mine["state"]) == ("operator", "active")
     assert key not in listed.stdout
 
-    rotated = await _bot4(env, "keys", "rotate", key_id, "--overlap", "1h", "--json")
+    rotated = await run_bot4(env, "keys", "rotate", key_id, "--overlap", "1h", "--json")
     assert rotated.returncode == 0, rotated.stderr
     successor = json.loads(rotated.stdout)
     keys.issued.append(successor["key"])
     assert successor["replaces"]["state"] == "retiring"
 
-    revoked = await _bot4(env, "keys", "revoke", successor["id"], "--reason", "test", "--json")
+    revoked = await run_bot4(env, "keys", "revoke", successor["id"], "--reason", "test", "--json")
     assert json.loads(revoked.stdout)["state"] == "revoked"
     as_successor = {**env, "BOT4_API_KEY": successor["key"]}
-    refused = await _bot4(as_successor, "keys", "whoami")
+    refused = await run_bot4(as_successor, "keys", "whoami")
     assert refused.returncode == 1
     assert "HTTP 401" in refused.stderr
     assert "check BOT4_API_KEY" in refused.stderr
@@ -95,14 +80,14 @@ async def test_key_lifecycle_through_the_cli(api: RunningApi, keys: Keys):
 async def test_status_and_a_too_low_role_through_the_cli(api: RunningApi, keys: Keys):
     viewer = await keys.create("viewer", name="cli-viewer")
     env = cli_env(api.settings, BOT4_API_KEY=viewer["key"])
-    status = await _bot4(env, "status", "--json")
+    status = await run_bot4(env, "status", "--json")
     document = json.loads(status.stdout)
     assert status.returncode == 3  # this test's stack runs no simulator, Temporal...
     assert [e["color"] for e in document["engines"]] == ["blue", "green"]
     api_row = next(c for c in document["stack"]["components"] if c["name"] == "api")
     assert api_row["url"] == api.url  # listed; not the stack's own (no pid file), so DOWN
     assert document["api"]["version"] == "v1"
-    denied = await _bot4(env, "keys", "list")
+    denied = await run_bot4(env, "keys", "list")
     assert denied.returncode == 1
     assert "needs role admin" in denied.stderr
     assert "ask an admin" in denied.stderr
@@ -110,7 +95,7 @@ async def test_status_and_a_too_low_role_through_the_cli(api: RunningApi, keys: 
 
 async def test_cli_without_a_key_or_an_api_says_what_to_do(api: RunningApi, tmp_path: Path):
     no_key = cli_env(api.settings, BOT4_HOME=str(tmp_path))
-    done = await _bot4(no_key, "status")
+    done = await run_bot4(no_key, "status")
     assert done.returncode == 2
     assert "no API key" in done.stderr
     assert "BOT4_API_KEY" in done.stderr
@@ -118,7 +103,7 @@ async def test_cli_without_a_key_or_an_api_says_what_to_do(api: RunningApi, tmp_
 
     (dead,) = free_ports(1)
     nothing = cli_env(api.settings, BOT4_API_URL=f"http://127.0.0.1:{dead}")
-    done = await _bot4(nothing, "audit", "verify")
+    done = await run_bot4(nothing, "audit", "verify")
     assert done.returncode == 1
     assert f"no answer from the control API at http://127.0.0.1:{dead}" in done.stderr
 
@@ -126,7 +111,7 @@ async def test_cli_without_a_key_or_an_api_says_what_to_do(api: RunningApi, tmp_
 async def test_a_malformed_secret_setting_is_named_but_never_echoed(tmp_path: Path):
     secret = "not-a-fernet-key-but-secret"
     env = cli_env(_bare_settings(tmp_path), BOT4_API__AUDIT_KEY=secret)
-    done = await _bot4(env, "status")
+    done = await run_bot4(env, "status")
     assert done.returncode == 2
     assert "BOT4_API__AUDIT_KEY" in done.stderr
     assert "Fernet" in done.stderr
@@ -146,7 +131,7 @@ async def test_api_without_its_database_exits_1_saying_what_to_do(tmp_path: Path
         BOT4_DB__DSN=f"postgresql://postgres:hunter2@127.0.0.1:{dead_db}/bot4",
         BOT4_API__PORT=str(port),
     )
-    done = await _bot4(env, "api")
+    done = await run_bot4(env, "api")
     assert done.returncode == 1
     assert "cannot reach PostgreSQL" in done.stderr
     assert "BOT4_DB__DSN" in done.stderr

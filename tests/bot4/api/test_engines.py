@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -22,7 +20,7 @@ from engine.live.control import ControlConfig, ControlServer
 from engine.live.gate import TradingGate
 from engine.live.killswitch import read_kill_switch
 from tests.bot4.api.conftest import Keys, audit_row
-from tests.stubs.api import Recorder, RunningApi, ServerSecrets, cli_env
+from tests.stubs.api import Recorder, RunningApi, ServerSecrets, cli_env, run_bot4
 from tests.stubs.engine_control import StubEngine
 from tests.stubs.ports import free_ports
 
@@ -78,18 +76,6 @@ async def _flag(api: RunningApi) -> bool:
         await connection.close()
 
 
-async def _bot4(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-m", "bot4", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
 async def test_trader_pauses_an_engine_through_the_api_named_as_its_key(
     api: RunningApi, recorder: Recorder, keys: Keys, blue: BlueEngine
 ):
@@ -127,7 +113,7 @@ async def test_cli_halt_goes_through_the_api_and_falls_back_to_the_direct_path(
 ):
     trader = await keys.create("trader", name="cli-trader")
     env = cli_env(api.settings, BOT4_API_KEY=trader["key"])
-    done = await _bot4(env, "engine", "halt", "--json", "--reason", "drill", "--color", "blue")
+    done = await run_bot4(env, "engine", "halt", "--json", "--reason", "drill", "--color", "blue")
     assert done.returncode == 0, done.stderr
     document = json.loads(done.stdout)
     assert document["path"] == "api"
@@ -143,18 +129,20 @@ async def test_cli_halt_goes_through_the_api_and_falls_back_to_the_direct_path(
     # the API is down: a halt must still work, on the direct path, and say so
     (dead,) = free_ports(1)
     down = {**env, "BOT4_API_URL": f"http://127.0.0.1:{dead}"}
-    fallback = await _bot4(down, "engine", "halt", "--reason", "api down", "--color", "blue")
+    fallback = await run_bot4(down, "engine", "halt", "--reason", "api down", "--color", "blue")
     assert fallback.returncode == 0, fallback.stderr
     assert "path: direct" in fallback.stderr
     assert "no answer from the control API" in fallback.stderr
     assert len(blue.halts) == 2
 
     # raising risk is never done behind the API's back unless asked for
-    resume = await _bot4(down, "engine", "resume", "--reason", "drill over")
+    resume = await run_bot4(down, "engine", "resume", "--reason", "drill over")
     assert resume.returncode == 1
     assert "--direct" in resume.stderr
     assert await _flag(api)
-    direct = await _bot4(down, "engine", "resume", "--direct", "--json", "--reason", "drill over")
+    direct = await run_bot4(
+        down, "engine", "resume", "--direct", "--json", "--reason", "drill over"
+    )
     assert direct.returncode == 0, direct.stderr
     assert json.loads(direct.stdout)["path"] == "direct"
     assert not await _flag(api)

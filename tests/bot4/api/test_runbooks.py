@@ -13,8 +13,7 @@ import pytest
 
 from tests.bot4.api.conftest import Keys, audit_row
 from tests.bot4.api.test_auth import _call
-from tests.bot4.api.test_cli import _bot4
-from tests.stubs.api import Recorder, RunningApi, cli_env, poll
+from tests.stubs.api import Recorder, RunningApi, cli_env, poll, run_bot4
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -176,10 +175,10 @@ async def test_cli_lists_runs_with_wait_and_refuses_a_malformed_param(
 ) -> None:
     operator = await keys.create("operator", name="rb-cli")
     env = cli_env(api.settings, BOT4_API_KEY=operator["key"])
-    listed = await _bot4(env, "runbook", "list", "--json")
+    listed = await run_bot4(env, "runbook", "list", "--json")
     assert listed.returncode == 0, listed.stderr
     assert {"stack_check", "emergency_stop"} <= {b["name"] for b in json.loads(listed.stdout)}
-    ran = await _bot4(env, "runbook", "run", "stack_check", "--param", "token=cli",
+    ran = await run_bot4(env, "runbook", "run", "stack_check", "--param", "token=cli",
                       "--wait", "--json")  # fmt: skip
     assert ran.returncode == 0, ran.stderr
     documents, text, decoder = [], ran.stdout.strip(), json.JSONDecoder()
@@ -191,10 +190,10 @@ async def test_cli_lists_runs_with_wait_and_refuses_a_malformed_param(
     final = documents[-1]
     assert final["status"] == "COMPLETED"
     assert final["result"]["token_sha256"] == hashlib.sha256(b"cli").hexdigest()
-    bad = await _bot4(env, "runbook", "run", "stack_check", "--param", "token")
+    bad = await run_bot4(env, "runbook", "run", "stack_check", "--param", "token")
     assert bad.returncode == 2
     assert "write it as name=value" in bad.stderr
-    unknown = await _bot4(env, "runbook", "run", "stack_check", "--param", "tokn=x")
+    unknown = await run_bot4(env, "runbook", "run", "stack_check", "--param", "tokn=x")
     assert unknown.returncode == 1
     assert "no parameter 'tokn'" in unknown.stderr
 
@@ -212,9 +211,9 @@ async def test_rollout_of_a_manifest_that_does_not_load_is_refused_before_it_sta
     assert answer.status_code == 422, answer.text
     assert "blue_green_deploy" in answer.json()["error"]
     env = cli_env(api.settings, BOT4_API_KEY=operator["key"])
-    missing = await _bot4(env, "rollout", "engine", "--release", str(tmp_path / "nope.json"))
+    missing = await run_bot4(env, "rollout", "engine", "--release", str(tmp_path / "nope.json"))
     assert missing.returncode == 2
     assert "no such file" in missing.stderr
-    refused = await _bot4(env, "rollout", "engine", "--release", str(broken))
+    refused = await run_bot4(env, "rollout", "engine", "--release", str(broken))
     assert refused.returncode == 1
     assert "422" in refused.stderr

@@ -26,23 +26,10 @@ import pytest
 
 from engine.journal import FencedError, Journal, JournalEvent, JournalKind
 from tests.engine.live.harness import SYMBOLS, open_venue, venue_client_ids
+from tests.stubs.deploy import RELEASE
+from tests.stubs.engine_control import TOKEN
 from tests.stubs.exchange_sim import ThreadedSim, sim_config
 from tests.stubs.ports import free_ports
-
-TOKEN = "test-control-token-0123456789"
-RELEASE = {
-    "version": "test-1",
-    "symbols": list(SYMBOLS),
-    "model": {"builtin": "linear"},
-    # tight quotes and a short requote, so the agents trade against us within seconds
-    "strategy": {"quote_lots": 20, "min_half_spread_ticks": 0.5, "base_half_spread_ticks": 0.5,
-                 "taker_enabled": False, "requote_ticks": 2, "adverse_pull_ticks": 1500},
-    "risk": {"max_order_notional": 100_000, "max_symbol_notional": 1_000_000,
-             "max_position_lots": 100_000, "max_portfolio_exposure": 10_000_000,
-             "max_depth_fraction": 5.0, "price_band_bps": 500},
-    # ticks of 0.01 on prices in the thousands: protections sized in dollars, not cents
-    "post_trade": {"stop_loss_ticks": 3000, "latency_arb_move_ticks": 100},
-}  # fmt: skip
 
 
 @pytest.fixture
