@@ -52,9 +52,10 @@ class JournalEvent:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class FillRecord:
-    """One venue fill; ``(venue, symbol, trade_id)`` is unique: recorded exactly once.
+    """One venue fill; ``(venue, symbol, trade_id, side)`` is unique: recorded exactly once.
 
-    Venues number trades per symbol (Binance does), so the trade id alone is not a key.
+    Venues number trades per symbol (Binance does), so the trade id alone is not a key;
+    a self-trade is one trade id with both sides on our account, hence the side.
     """
 
     venue: str

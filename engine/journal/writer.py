@@ -2,8 +2,8 @@
 
 One call writes a batch of events and fills in ONE statement each, inside one
 transaction: a batch is recorded whole or not at all. Event ids and ``(venue, symbol,
-trade_id)`` make a retry after an unknown commit outcome harmless (ON CONFLICT DO NOTHING). The
-statement-level trigger of migration 0002 refuses a stale epoch; that refusal arrives
+trade_id, side)`` make a retry after an unknown commit outcome harmless (ON CONFLICT DO
+NOTHING). The statement-level trigger of migration 0002 refuses a stale epoch; that refusal arrives
 here as :class:`FencedError`.
 """
 
@@ -54,7 +54,7 @@ SELECT f.venue, f.trade_id, $1, $2, $3, f.client_order_id, f.symbol, f.side,
               $9::numeric[], $10::numeric[], $11::numeric[], $12::text[], $13::timestamptz[])
        AS f(venue, trade_id, client_order_id, symbol, side, price, qty, fee, fee_asset,
             traded_at)
-ON CONFLICT (venue, symbol, trade_id) DO NOTHING
+ON CONFLICT (venue, symbol, trade_id, side) DO NOTHING
 """
 
 

@@ -141,7 +141,7 @@ class LiveEngine:
         self.shadow_quotes: list[dict[str, int]] = []
         self.decisions = 0
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._stepping_down = False
+        self._step_down_task: asyncio.Task[None] | None = None
         self.gate.on_change(self._gate_changed)
 
     # --- lifecycle ----------------------------------------------------------------------
@@ -360,15 +360,43 @@ class LiveEngine:
     async def _step_down(self, reason: str, *, release: bool) -> None:
         """Stop sending, cancel our resting orders, give up (or lose) the lease.
 
-        Bounded by :data:`STEP_DOWN_BUDGET_S` whatever is down: with the journal
-        unreachable, cancels still go to the venue, and what cannot be journaled any
-        more is left to the next leader's recovery (it reads the venue).
+        The work runs as its own task, shielded: whoever asked (an admin call with a
+        timeout, the leadership loop) may give up waiting, but a step-down is never cut
+        half way, which would leave orders resting, late fills unjournaled and the lease
+        held until it expires. A second request while one runs waits for that one.
         """
-        if self.epoch is None or self._stepping_down:
+        task = self._step_down_task
+        if task is None or task.done():
+            if self.epoch is None:
+                if release:
+                    await self._release_lease()  # an earlier step-down that did not release
+                return
+            task = asyncio.ensure_future(self._stand_down(reason, release=release))
+            self._step_down_task = task
+        await asyncio.shield(task)
+        if release:
+            await self._release_lease()
+
+    async def _release_lease(self) -> None:
+        if self.lease.epoch is None:
             return
-        self._stepping_down = True
+        with contextlib.suppress(Exception):  # unreachable: it expires after its TTL anyway
+            await asyncio.wait_for(self.lease.release(), 2.0)
+
+    async def _stand_down(self, reason: str, *, release: bool) -> None:
+        """The step-down itself, bounded by :data:`STEP_DOWN_BUDGET_S` whatever is down.
+
+        With the journal unreachable, cancels still go to the venue, and what cannot be
+        journaled any more is left to the next leader's recovery (it reads the venue).
+        """
         log.warning("stepping_down", reason=reason, epoch=self.epoch)
-        deadline = time.monotonic() + STEP_DOWN_BUDGET_S
+        started = time.monotonic()
+        deadline = started + STEP_DOWN_BUDGET_S
+        stages: dict[str, float] = {}
+
+        def lap(stage: str) -> None:
+            stages[stage] = round(time.monotonic() - started - sum(stages.values()), 3)
+
         epoch, manager, quotes, committer = self.epoch, self.manager, self.quotes, self._committer
         self.role = "standby" if self.role != "stopping" else "stopping"
         self.quotes = None  # no new actions from here on
@@ -377,26 +405,31 @@ class LiveEngine:
                 # Let sends already under way finish: a send cancelled mid-request may
                 # still reach the venue after the cancel-all below has looked, and rest.
                 await _within(quotes.settle(), deadline, 5.0)
+            lap("settle")
             self._manager_stop.set()
             task = self._manager_task
             if task is not None and not await _within(asyncio.shield(task), deadline, 3.0):
                 task.cancel()
+            lap("poller")
             if manager is not None:
                 await _within(manager.cancel_all(), deadline, 10.0)
+                lap("cancel_all")
                 # fills that raced the cancels: record them while our epoch may still
                 # write (once deposed, the next leader's recovery records them instead)
                 await _within(manager.poll_fills(), deadline, 5.0)
+                lap("fills")
             if committer is not None and not await _within(committer.stop(), deadline, 5.0):
                 committer.abandon(JournalUnavailableError("stepped down before the write"))
+            lap("journal")
             if release:
                 await _within(self.lease.release(), deadline, 2.0)
+                lap("release")
         finally:
             self.epoch = None
             self.manager = None
             self._committer = None
             self._manager_task = None
-            self._stepping_down = False
-        log.info("stepped_down", epoch=epoch, released=release)
+        log.info("stepped_down", epoch=epoch, released=release, stages_s=stages)
 
     def _gate_changed(self, change: GateChange) -> None:
         """Journal a trading-state change (called on whichever thread changed it)."""

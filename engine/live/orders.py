@@ -10,8 +10,8 @@ Every order follows the same path (DESIGN.md §4, "Orders"):
    came, and then resolved by client id (never by sending again).
 
 Fills come from polling the venue's own trades of the account (``myTrades`` paged by trade
-id): each is journaled once (``(venue, symbol, trade_id)`` is unique), then applied to the order,
-to the in-memory positions and to the ``positions`` table.
+id): each is journaled once (``(venue, symbol, trade_id, side)`` is unique), then applied
+to the order, to the in-memory positions and to the ``positions`` table.
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ class OrderManagerConfig:
     """How the manager sends and polls.
 
     Attributes:
-        venue: venue name written with fills (the ``fills`` key is ``(venue, symbol, trade_id)``).
+        venue: venue name written with fills (``fills`` key: venue, symbol, trade_id, side).
         max_in_flight: sends outstanding at once; further sends queue (and see a halt).
         poll_interval_s: period of the fill / unknown-outcome / open-order poll.
         settle_timeout_s: how long ``cancel_all`` waits for in-flight sends to settle.

@@ -98,8 +98,26 @@ class QuoteSync:
                 resting = order.phase in (OrderPhase.ACKED, OrderPhase.PARTIALLY_FILLED)
                 if resting and (quote.qty_lots == 0 or price != wanted):
                     self._start(slot, self._cancel(slot, order.client_order_id))
-            elif quote.qty_lots > 0:
+            elif quote.qty_lots > 0 and not self._crosses_own_order(quote):
                 self._start(slot, self._place(slot, quote, tick))
+
+    def _crosses_own_order(self, quote: Quote) -> bool:
+        """Whether ``quote`` would trade against our own order on the other side.
+
+        When the market moves, the new bid can reach the ask still resting from before
+        (its cancel is in flight, or starts in this same sync): placing it would be a
+        self-trade, which pays fees twice for nothing and which venues police. The quote
+        waits for the next decision, by when the stale order is gone.
+        """
+        other = self._slots.get((quote.symbol_id, -quote.side))
+        if other is None or other.client_order_id is None:
+            return False
+        order = self.manager.table.get(other.client_order_id)
+        if order is None or order.terminal or order.request.price is None:
+            return False
+        price = self.instruments[quote.symbol_id].ticks_to_price(quote.price_ticks)
+        resting = order.request.price
+        return price >= resting if quote.side == BUY else price <= resting
 
     def take(self, intents: Sequence[TakerIntent], *, tick_ns: int, decided_ns: int = 0) -> None:
         """Send each accepted IOC intent (taker or stop-loss) once (times as in sync)."""

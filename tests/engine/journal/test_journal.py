@@ -10,6 +10,7 @@ import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Literal
 
 import asyncpg
 import pytest
@@ -37,13 +38,15 @@ async def leader(pool: asyncpg.Pool, instance: str = "blue") -> int:
     return epoch
 
 
-def fill(trade_id: str, qty: str = "0.5", symbol: str = "BTC/USDT") -> FillRecord:
+def fill(
+    trade_id: str, qty: str = "0.5", symbol: str = "BTC/USDT", side: Literal["buy", "sell"] = "buy"
+) -> FillRecord:
     return FillRecord(
         venue="binance",
         trade_id=trade_id,
         client_order_id="blue-1-7",
         symbol=symbol,
-        side="buy",
+        side=side,
         price=Decimal("60000.01"),
         qty=Decimal(qty),
         fee=Decimal("0.0005"),
@@ -86,6 +89,20 @@ async def test_the_same_trade_id_on_two_symbols_is_two_fills(pool: asyncpg.Pool)
     assert result.fills_added == 2
     again = await journal.append([], [fill("31", symbol="ETH/USDT")], epoch=epoch)
     assert again.fills_added == 0
+
+
+async def test_both_sides_of_a_self_trade_are_two_fills(pool: asyncpg.Pool) -> None:
+    # our buy met our own sell: myTrades lists trade 77 twice, as buyer and as seller
+    epoch = await leader(pool)
+    journal = Journal(pool, instance="blue")
+    result = await journal.append([], [fill("77"), fill("77", side="sell")], epoch=epoch)
+    assert result.fills_added == 2
+    again = await journal.append([], [fill("77", side="sell")], epoch=epoch)
+    assert again.fills_added == 0
+    net = await pool.fetchval(
+        "SELECT sum(CASE WHEN side = 'buy' THEN qty ELSE -qty END) FROM fills"
+    )
+    assert net == 0  # the position did not move: the journal agrees with the venue
 
 
 async def test_a_fenced_batch_records_nothing_at_all(pool: asyncpg.Pool) -> None:

@@ -1,0 +1,88 @@
+"""QuoteSync's self-cross guard: a new quote never meets our own order on the other side.
+
+The manager here is a stand-in holding only the order table: the guard is a decision over
+that table, taken before anything is sent (the engine tests run the whole path against
+the simulator). Each test runs on an event loop because QuoteSync starts its sends as
+tasks; the stand-in records the placements instead of sending them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+from typing import Any
+
+from engine.dtypes import BUY, SELL
+from engine.execution import Instrument, OrderRequest
+from engine.live.decide import Quote
+from engine.live.order_table import LocalOrder, OrderPhase, OrderTable
+from engine.live.quoting import QuoteSync
+
+BTC = Instrument(
+    symbol="BTC/USDT",
+    symbol_id=0,
+    market_id="BTCUSDT",
+    tick_size=Decimal("0.01"),
+    lot_size=Decimal("0.00001"),
+)
+
+
+class _Manager:
+    """The order table, and a record of what would have been sent."""
+
+    def __init__(self) -> None:
+        self.table = OrderTable()
+        self.sent_at: dict[str, float] = {}
+        self.submitted: list[dict[str, Any]] = []
+
+    async def submit(self, **request: Any) -> LocalOrder:
+        self.submitted.append(request)
+        cid = f"blue-1-{len(self.submitted) + 100}"
+        order = LocalOrder(request=OrderRequest(client_order_id=cid, **{
+            k: request[k] for k in ("symbol", "side", "type", "amount", "price", "time_in_force")
+        }))  # fmt: skip
+        self.table.add(order)
+        return order
+
+    async def cancel(self, client_order_id: str) -> None:
+        self.submitted.append({"cancel": client_order_id})
+
+
+class _Decider:
+    def positions_lots(self) -> dict[str, int]:
+        return {"BTC/USDT": 0}
+
+    def quote_gone(self, *_: Any, **__: Any) -> None:
+        pass
+
+
+async def _sync(quotes: list[Quote], *, ask_ticks: int) -> list[dict[str, Any]]:
+    """Rest an ask at ``ask_ticks`` through QuoteSync; sync ``quotes``; return the sends."""
+    manager = _Manager()
+    sync = QuoteSync(manager, _Decider(), [BTC], on_fenced=lambda _: None)  # type: ignore[arg-type]
+    sync.sync([Quote(symbol_id=0, side=SELL, price_ticks=ask_ticks, qty_lots=20)], tick_ns=0)
+    await sync.settle()
+    (ask,) = manager.table.live()
+    ask.advance(OrderPhase.ACKED)  # the venue took it: it rests
+    manager.submitted.clear()
+    sync.sync(quotes, tick_ns=0)
+    await sync.settle()
+    return manager.submitted
+
+
+def test_a_bid_at_or_above_our_resting_ask_waits() -> None:
+    # the market moved up: the new bid 100.00 reaches the old ask at 100.00 still resting
+    quotes = [
+        Quote(symbol_id=0, side=BUY, price_ticks=10000, qty_lots=20),
+        Quote(symbol_id=0, side=SELL, price_ticks=10010, qty_lots=20),
+    ]
+    sent = asyncio.run(_sync(quotes, ask_ticks=10000))
+    assert {"cancel": "blue-1-101"} in sent  # the stale ask goes first ...
+    assert not any(s.get("side") == "buy" for s in sent)  # ... the bid waits for it
+
+
+def test_a_bid_below_our_resting_ask_is_placed() -> None:
+    quotes = [Quote(symbol_id=0, side=BUY, price_ticks=9999, qty_lots=20)]
+    sent = asyncio.run(_sync(quotes, ask_ticks=10000))
+    assert [s.get("side") for s in sent] == ["buy"]
+    assert sent[0]["price"] == Decimal("99.99")
