@@ -94,7 +94,8 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     demo = commands.add_parser(
-        "demo", help="bring the stack up, run a round trip through every server, bring it down"
+        "demo",
+        help="bring the stack up, round-trip through every server, trade, roll out, bring it down",
     )
     demo.add_argument("--json", action="store_true", help="print the results as JSON")
     demo.add_argument("--keep-running", action="store_true", help="leave the stack up at the end")
@@ -103,6 +104,11 @@ def _parser() -> argparse.ArgumentParser:
         type=float,
         default=20.0,
         help="how long the demo engine trades against the simulator (0 skips it)",
+    )
+    demo.add_argument(
+        "--no-rollouts",
+        action="store_true",
+        help="skip the blue-green rollout of a second release and the rollback of a bad third",
     )
     return parser
 

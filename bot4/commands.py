@@ -112,6 +112,7 @@ def demo(args: argparse.Namespace, settings: Settings) -> int:
         as_json=args.json,
         keep_running=args.keep_running,
         trade_seconds=args.trade_seconds,
+        rollouts=not args.no_rollouts,
     )
 
 

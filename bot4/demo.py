@@ -11,7 +11,14 @@ from collections.abc import Awaitable, Callable
 
 from bot4 import console
 from bot4.commands import print_status
-from bot4.demo_trading import TradingResult, run_trading
+from bot4.demo_rollout import RolloutOutcome, run_rollouts
+from bot4.demo_trading import (
+    DEMO_RELEASE,
+    TradingResult,
+    demo_platform,
+    run_trading,
+    stop_engines,
+)
 from bot4.settings import Settings
 from infra.stack.errors import StackError
 from infra.stack.launcher import Stack
@@ -54,38 +61,68 @@ async def run_round_trips(settings: Settings, progress: console.ConsoleProgress)
     return results
 
 
+async def run_desk(
+    settings: Settings, *, trade_seconds: float, rollouts: bool, quiet: bool
+) -> tuple[TradingResult, list[RolloutOutcome]]:
+    """Blue trades, then (``rollouts``) a good and a bad rollout; every engine is stopped."""
+    platform = demo_platform(settings)
+    outcomes: list[RolloutOutcome] = []
+    try:
+        console.say(f"3/5 engine blue trades against the simulator for {trade_seconds:g} s")
+        trading = await run_trading(settings, platform, seconds=trade_seconds, quiet=quiet)
+        if rollouts and trading.ok:
+            console.say("4/5 blue-green rollout of a second release, then of a bad third one")
+            run_id = time.strftime("demo-%Y%m%dT%H%M%S", time.gmtime())
+            outcomes = await run_rollouts(settings, base=DEMO_RELEASE, run_id=run_id, quiet=quiet)
+    finally:
+        stopped = await asyncio.to_thread(stop_engines, platform)
+        if stopped:
+            console.say(f"  stopped engine {', '.join(stopped)} (orders cancelled, lease released)")
+    return trading, outcomes
+
+
 def run_demo(
-    settings: Settings, *, as_json: bool, keep_running: bool, trade_seconds: float = 20.0
+    settings: Settings,
+    *,
+    as_json: bool,
+    keep_running: bool,
+    trade_seconds: float = 20.0,
+    rollouts: bool = True,
 ) -> int:
     """Run the demo and return the exit code."""
     stack = Stack(settings)
     progress = console.ConsoleProgress()
     was_running = stack.status().running
     console.say(f"bot4 demo (BOT4_HOME={settings.home})")
-    console.say("1/4 bringing the stack up" + (" (reusing what runs)" if was_running else ""))
+    console.say("1/5 bringing the stack up" + (" (reusing what runs)" if was_running else ""))
     results: list[RoundTrip] = []
     trading: TradingResult | None = None
+    outcomes: list[RolloutOutcome] = []
     try:
         stack.up(progress)
         status = stack.status()
         if not as_json:
             print_status(status)
-        console.say("2/4 round trip through every component")
+        console.say("2/5 round trip through every component")
         results = asyncio.run(run_round_trips(settings, progress))
         if trade_seconds > 0 and all(r.ok for r in results):
-            console.say(f"3/4 engine blue trades against the simulator for {trade_seconds:g} s")
-            trading = asyncio.run(run_trading(settings, seconds=trade_seconds, quiet=as_json))
+            trading, outcomes = asyncio.run(
+                run_desk(settings, trade_seconds=trade_seconds, rollouts=rollouts, quiet=as_json)
+            )
     except StackError as e:
         console.error(str(e))
         return 1
     finally:
         if keep_running or was_running:
-            console.say("4/4 leaving the stack running (`bot4 stack down` stops it)")
+            console.say("5/5 leaving the stack running (`bot4 stack down` stops it)")
         else:
-            console.say("4/4 bringing the stack down")
+            console.say("5/5 bringing the stack down")
             stack.down(progress)
     ok = bool(results) and all(r.ok for r in results)
     ok = ok and (trade_seconds <= 0 or (trading is not None and trading.ok))
+    ok = ok and (
+        trade_seconds <= 0 or not rollouts or (len(outcomes) == 2 and all(o.ok for o in outcomes))
+    )
     if as_json:
         console.print_json(
             {
@@ -96,6 +133,7 @@ def run_demo(
                     for r in results
                 ],
                 "trading": None if trading is None else trading.as_json(),
+                "rollouts": [o.as_json() for o in outcomes],
             }
         )
     else:
@@ -116,7 +154,16 @@ def run_demo(
                         trading.detail,
                     ]
                 ]
-            ),
+            )
+            + [
+                [
+                    f"rollout {o.version}",
+                    "ok" if o.ok else "FAILED",
+                    "" if o.result is None else f"{o.result.duration_s:.2f}",
+                    o.detail,
+                ]
+                for o in outcomes
+            ],
         )
         console.say("demo: every component answered" if ok else "demo: FAILED (see above)")
     return 0 if ok else 1

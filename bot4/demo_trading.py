@@ -1,17 +1,16 @@
-"""The demo's trading step: one engine trades against the simulator, then stops cleanly.
+"""The demo's trading step: engine blue trades against the simulator.
 
-The engine runs exactly as in production (``bot4 engine run`` as a child process with
-this process's settings): it takes the lease, reconciles, quotes, gets filled by the
-simulator's background agents and journals everything in PostgreSQL. The demo shows its
-``/status`` as it goes and reads the journal at the end.
+The engine runs exactly as in production (``bot4 engine run`` started through the local
+platform, as the stack's worker starts engines during a rollout): it takes the lease,
+reconciles, quotes, gets filled by the simulator's background agents and journals
+everything in PostgreSQL. The demo shows its ``/status`` as it goes and reads the journal
+at the end; the rollouts that follow (:mod:`bot4.demo_rollout`) take over from it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -21,6 +20,9 @@ import asyncpg
 
 from bot4 import console
 from bot4.settings import Settings
+from infra.platform import Color, LocalPlatform
+
+COLORS: Final[tuple[Color, ...]] = ("blue", "green")
 
 DEMO_RELEASE: Final = {
     "version": "demo-1",
@@ -53,47 +55,60 @@ class TradingResult:
                 "status": self.status, "journal": self.journal}  # fmt: skip
 
 
-async def run_trading(settings: Settings, *, seconds: float, quiet: bool) -> TradingResult:
-    """Run engine blue for ``seconds`` against the stack's simulator; stop it; report."""
+async def run_trading(
+    settings: Settings, platform: LocalPlatform, *, seconds: float, quiet: bool
+) -> TradingResult:
+    """Start engine blue through ``platform``, let it trade ``seconds``, report; leave it on.
+
+    The caller stops the engines (:func:`stop_engines`), after any rollout that follows.
+    """
     folder = settings.home / "demo"
     folder.mkdir(parents=True, exist_ok=True)
+    running = [c for c in COLORS if platform.status(c).running]
+    if running:
+        return TradingResult(
+            ok=False,
+            detail=f"engine {running[0]} already runs under {settings.home}: stop it first"
+            " (`bot4 stack down` stops the engines with the stack)",
+            seconds=0.0,
+        )
     release = folder / "release.json"
     release.write_text(json.dumps(DEMO_RELEASE, indent=2) + "\n", encoding="utf-8")
     started = time.monotonic()
     before = await _journal_counts(settings)  # the journal is the desk's: it accumulates
-    log = (folder / "engine.out").open("wb")
-    child = subprocess.Popen(  # noqa: ASYNC220 (a long-lived child, waited on below)
-        [sys.executable, "-m", "bot4", "engine", "run", "--color", "blue",
-         "--release", str(release)],
-        env=settings.to_env() | _python_env(), stdout=log, stderr=log,
-    )  # fmt: skip
+    await asyncio.to_thread(platform.start, "blue", release)
     url = f"http://{settings.engine.host}:{settings.engine.blue_control_port}/status"
     status: dict[str, Any] = {}
     try:
-        status = await _wait_for_leader(url, child, deadline=time.monotonic() + 90)
+        status = await _wait_for_leader(url, platform, deadline=time.monotonic() + 90)
         end = time.monotonic() + seconds
-        while time.monotonic() < end and child.poll() is None:
+        while time.monotonic() < end and platform.status("blue").running:
             await asyncio.sleep(min(2.0, max(0.0, end - time.monotonic())))
             status = await _status(url) or status
             if not quiet:
                 _say_progress(status)
     except TimeoutError as e:
-        return TradingResult(ok=False, detail=str(e), seconds=time.monotonic() - started,
-                             status=status)  # fmt: skip
-    finally:
-        await asyncio.to_thread(_stop, child)
-        log.close()
+        return TradingResult(ok=False, detail=f"{e} (see {platform.logs('blue')})",
+                             seconds=time.monotonic() - started, status=status)  # fmt: skip
     after = await _journal_counts(settings)
     journal = {kind: after[kind] - before.get(kind, 0) for kind in after}
-    ok = child.returncode == 0 and journal.get("order_new", 0) > 0
-    detail = (
-        f"{journal.get('order_new', 0)} orders, {journal.get('fills', 0)} fills journaled"
-        f" in this run; engine exit {child.returncode}"
-    )
-    if child.returncode != 0:
-        detail += f" (see {folder / 'engine.out'} and {settings.home / 'log' / 'bot4.log'})"
+    alive = platform.status("blue").running
+    ok = alive and journal.get("order_new", 0) > 0
+    detail = f"{journal.get('order_new', 0)} orders, {journal.get('fills', 0)} fills journaled"
+    if not alive:
+        detail += f"; engine blue EXITED (see {platform.logs('blue')})"
     return TradingResult(ok=ok, detail=detail, seconds=time.monotonic() - started,
                          status=status, journal=journal)  # fmt: skip
+
+
+def demo_platform(settings: Settings) -> LocalPlatform:
+    """Return the local platform the stack's worker also uses, with this demo's settings."""
+    return LocalPlatform(settings.home, env=_python_env() | settings.to_env())
+
+
+def stop_engines(platform: LocalPlatform) -> list[str]:
+    """Stop every engine color (SIGTERM: cancel, release the lease); return those stopped."""
+    return [color for color in COLORS if platform.stop(color)]
 
 
 def _python_env() -> dict[str, str]:
@@ -111,12 +126,10 @@ async def _status(url: str) -> dict[str, Any] | None:
         return None
 
 
-async def _wait_for_leader(
-    url: str, child: subprocess.Popen[bytes], *, deadline: float
-) -> dict[str, Any]:
+async def _wait_for_leader(url: str, platform: LocalPlatform, *, deadline: float) -> dict[str, Any]:
     while time.monotonic() < deadline:
-        if child.poll() is not None:
-            raise TimeoutError(f"the engine exited with {child.returncode} before leading")
+        if not platform.status("blue").running:
+            raise TimeoutError("engine blue exited before leading")
         status = await _status(url)
         if status is not None and status.get("role") == "leader":
             return status
@@ -131,17 +144,6 @@ def _say_progress(status: dict[str, Any]) -> None:
         f" open orders {orders.get('open', 0)}, fills {orders.get('fills_recorded', 0)},"
         f" positions {status.get('positions')}, pnl {status.get('pnl')}"
     )
-
-
-def _stop(child: subprocess.Popen[bytes]) -> None:
-    """SIGTERM: the engine cancels its orders and releases the lease; SIGKILL past 30 s."""
-    if child.poll() is None:
-        child.terminate()
-        try:
-            child.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
 
 
 async def _journal_counts(settings: Settings) -> dict[str, int]:

@@ -3,14 +3,17 @@
 Order matters: PostgreSQL first (Prefect keeps its database there, migrations run there),
 then the object store, the exchange simulator and Temporal, then the Temporal worker, then
 Prefect, then the control API (its keys and audit log live in the migrated schema).
-``down`` goes in reverse.
+``down`` stops the engines first (the worker starts them during rollouts), then goes in
+reverse.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Final
 
 from bot4.settings import Settings
+from infra.platform import Color, LocalPlatform, PlatformError
 from infra.stack.api_server import ApiServer
 from infra.stack.component import Component, ComponentStatus, Outcome, Progress, SilentProgress
 from infra.stack.exchange_sim_server import ExchangeSimServer
@@ -21,6 +24,8 @@ from infra.stack.postgres import PostgresPair
 from infra.stack.prefect_server import PrefectServer
 from infra.stack.temporal_server import TemporalServer
 from infra.stack.worker_server import WorkerServer
+
+ENGINE_COLORS: Final[tuple[Color, ...]] = ("blue", "green")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -127,7 +132,7 @@ class Stack:
     def down(self, progress: Progress | None = None) -> list[str]:
         """Stop every component this stack started, in reverse order; return their names."""
         progress = progress or SilentProgress()
-        stopped: list[str] = []
+        stopped = self._stop_engines(progress)
         for server in reversed(self.servers):
             progress.begin(server.name, "stopping")
             was_running = server.stop()
@@ -139,6 +144,27 @@ class Stack:
             names = self.postgres.stop()
             progress.done("postgres", "stopped " + ", ".join(names) if names else "not running")
             stopped.extend(names)
+        return stopped
+
+    def _stop_engines(self, progress: Progress) -> list[str]:
+        """Stop every engine color; return the names of those that ran.
+
+        First, because the worker starts engines during rollouts, and an engine left
+        running after its database and venue went away would only log errors: SIGTERM
+        lets each cancel its orders and release the lease while both still exist.
+        """
+        platform = LocalPlatform(self.settings.home)
+        stopped = []
+        for color in ENGINE_COLORS:
+            if platform.status(color).running:
+                progress.begin(f"engine-{color}", "stopping")
+                try:
+                    platform.stop(color)
+                except PlatformError as e:  # report it and stop the rest of the stack anyway
+                    progress.done(f"engine-{color}", f"FAILED: {e}")
+                    continue
+                progress.done(f"engine-{color}", "stopped")
+                stopped.append(f"engine-{color}")
         return stopped
 
     def status(self) -> StackStatus:

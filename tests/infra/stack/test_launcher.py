@@ -12,6 +12,7 @@ import subprocess
 import sys
 import tempfile
 import uuid
+from pathlib import Path
 
 import asyncpg
 import httpx
@@ -20,6 +21,7 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.worker import Worker
 
 from bot4.settings import Settings
+from infra.platform import Color, LocalPlatform
 from infra.stack.component import SilentProgress
 from infra.stack.errors import CorruptStateError, MissingBinaryError, PortTakenError
 from infra.stack.launcher import Stack
@@ -151,6 +153,10 @@ def test_status_json_reports_every_component_healthy(running_stack: Stack) -> No
     assert roles["postgres-b"] == "standby"
 
 
+def _sleeping_engine(color: Color, release: Path) -> list[str]:
+    return [sys.executable, "-c", "import time; time.sleep(600)", color, str(release)]
+
+
 def test_lifecycle_up_reuses_and_down_leaves_no_process() -> None:
     """A stack of its own: up, up again (reused, same pids), status, down, nothing left."""
     home = make_home()
@@ -170,11 +176,17 @@ def test_lifecycle_up_reuses_and_down_leaves_no_process() -> None:
 
         tree = process_tree(list(pids_before.values()))
         assert len(tree) > len(pids_before)  # the servers' own children are tracked too
+        # an engine the worker started during a rollout (a sleeping stand-in) stops first
+        engine = LocalPlatform(home, command=_sleeping_engine).start("green", home / "r.json")
+        assert engine.pid is not None
+        engine_tree = process_tree([engine.pid])
 
         down = bot4_cli(settings, "stack", "down", "--json")
         assert down.returncode == 0, down.stderr
-        assert json.loads(down.stdout)["still_running_pids"] == []
-        assert still_running(tree) == []
+        report = json.loads(down.stdout)
+        assert report["still_running_pids"] == []
+        assert report["stopped"][0] == "engine-green"
+        assert still_running(tree | engine_tree) == []
 
         after = bot4_cli(settings, "stack", "status", "--json")
         assert after.returncode == 3
