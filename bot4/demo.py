@@ -165,5 +165,10 @@ def run_demo(
                 for o in outcomes
             ],
         )
-        console.say("demo: every component answered" if ok else "demo: FAILED (see above)")
+        done = "every component answered"
+        if trading is not None:
+            done += ", the engine traded"
+        if outcomes:
+            done += ", a rollout completed and a bad release was rolled back"
+        console.say(f"demo: {done}" if ok else "demo: FAILED (see above)")
     return 0 if ok else 1

@@ -52,16 +52,25 @@ class AccountClient:
         if not 1 <= page_size <= MAX_PAGE:
             raise ValueError(f"page_size must be in [1, {MAX_PAGE}] (got {page_size})")
         fills: list[Fill] = []
+        seen: set[tuple[int, str]] = set()
         cursor = after_trade_id
         while True:
-            params = {} if cursor is None else {"fromId": cursor + 1}
+            # after the first page, ask again from the last trade id (inclusive): a
+            # self-trade is two entries under one id (buyer and seller) and a page may end
+            # between them; the entries already seen are dropped below
+            params = {} if cursor is None else {"fromId": cursor + (0 if fills else 1)}
 
             async def fetch(exchange: Any, params: dict[str, Any] = params) -> Any:
                 return await exchange.fetch_my_trades(symbol, None, page_size, params)
 
             raw = await self._gateway.request(EndpointGroup.ACCOUNT, "fetch_my_trades", fetch)
             page = sorted((fill(t) for t in raw), key=lambda f: f.trade_id)
-            fresh = [f for f in page if cursor is None or f.trade_id > cursor]
+            fresh = [
+                f for f in page
+                if (after_trade_id is None or f.trade_id > after_trade_id)
+                and (f.trade_id, f.side) not in seen
+            ]  # fmt: skip
+            seen.update((f.trade_id, f.side) for f in fresh)
             fills.extend(fresh)
             if cursor is None or len(page) < page_size or not fresh:
                 return fills

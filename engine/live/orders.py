@@ -387,8 +387,8 @@ class OrderManager:
         for round_ in range(self.config.cancel_rounds + 1):
             ours = [
                 o
-                for symbol in self.instruments
-                for o in await self.client.fetch_open_orders(symbol)
+                for listed in await self._open_orders_everywhere()
+                for o in listed
                 if o.client_order_id.startswith(self.prefix)
             ]
             if not ours:
@@ -436,10 +436,12 @@ class OrderManager:
     async def poll_fills(self) -> int:
         """Journal the venue's new fills of our account, then apply them; return how many."""
         added = 0
-        for symbol in self.instruments:
-            fills = await self.account.fetch_fills(
-                symbol, after_trade_id=self.fill_cursors.get(symbol, 0)
-            )
+        # one round trip for every symbol (a handoff waits on this), then in symbol order
+        fetched = await asyncio.gather(*(
+            self.account.fetch_fills(symbol, after_trade_id=self.fill_cursors.get(symbol, 0))
+            for symbol in self.instruments
+        ))  # fmt: skip
+        for symbol, fills in zip(self.instruments, fetched, strict=True):
             records: list[FillRecord] = []
             makers: list[bool] = []
             for f in fills:
@@ -456,6 +458,15 @@ class OrderManager:
                 self.fill_cursors[symbol] = max(int(r.trade_id) for r in records)
                 added += len(records)
         return added
+
+    async def _open_orders_everywhere(self) -> list[list[OrderState]]:
+        """Return the venue's open orders of every symbol, asked in parallel.
+
+        A handoff waits on these lists twice (the old leader's cancel-all, the new one's
+        recovery): one round trip instead of one per symbol.
+        """
+        return list(await asyncio.gather(*(self.client.fetch_open_orders(s)
+                                            for s in self.instruments)))  # fmt: skip
 
     async def _adopt_unknown(self, venue_order_id: str, symbol: str) -> LocalOrder | None:
         """Find the order of a fill the table does not know; adopt it if it is ours.

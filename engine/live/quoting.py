@@ -19,6 +19,7 @@ import asyncio
 import time
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, Final, Literal
 
 import structlog
@@ -42,6 +43,7 @@ LATENCY_SAMPLES: Final = 100_000
 class _Slot:
     client_order_id: str | None = None
     busy: bool = False
+    placing_at: Decimal | None = None  # the price of a placement under way (no id yet)
 
 
 class QuoteSync:
@@ -110,14 +112,18 @@ class QuoteSync:
         waits for the next decision, by when the stale order is gone.
         """
         other = self._slots.get((quote.symbol_id, -quote.side))
-        if other is None or other.client_order_id is None:
+        if other is None:
             return False
-        order = self.manager.table.get(other.client_order_id)
-        if order is None or order.terminal or order.request.price is None:
-            return False
+        prices = [other.placing_at]
+        if other.client_order_id is not None:
+            order = self.manager.table.get(other.client_order_id)
+            if order is not None and not order.terminal:
+                prices.append(order.request.price)
         price = self.instruments[quote.symbol_id].ticks_to_price(quote.price_ticks)
-        resting = order.request.price
-        return price >= resting if quote.side == BUY else price <= resting
+        for theirs in prices:
+            if theirs is not None and (price >= theirs if quote.side == BUY else price <= theirs):
+                return True
+        return False
 
     def take(self, intents: Sequence[TakerIntent], *, tick_ns: int, decided_ns: int = 0) -> None:
         """Send each accepted IOC intent (taker or stop-loss) once (times as in sync)."""
@@ -147,6 +153,7 @@ class QuoteSync:
         side: Literal["buy", "sell"] = "buy" if quote.side == BUY else "sell"
         position = self.decider.positions_lots()[instrument.symbol]
         reducing = (quote.side == BUY and position < 0) or (quote.side != BUY and position > 0)
+        slot.placing_at = instrument.ticks_to_price(quote.price_ticks)
         try:
             order = await self.manager.submit(
                 symbol=instrument.symbol,
@@ -164,6 +171,8 @@ class QuoteSync:
             log.warning("quote_not_sent", symbol=instrument.symbol, side=side, error=str(e))
             self._refused(quote.symbol_id, quote.side)
             return
+        finally:
+            slot.placing_at = None
         self._observe(order.client_order_id, tick)
         slot.client_order_id = order.client_order_id
         self.placed += 1

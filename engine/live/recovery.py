@@ -277,8 +277,11 @@ async def _orphans(
 ) -> tuple[list[str], list[str]]:
     canceled: list[str] = []
     adopted: list[str] = []
-    for symbol in manager.instruments:
-        for venue_order in await manager.client.fetch_open_orders(symbol):
+    listed = await asyncio.gather(
+        *(manager.client.fetch_open_orders(s) for s in manager.instruments)
+    )
+    for symbol, open_orders in zip(manager.instruments, listed, strict=True):
+        for venue_order in open_orders:
             cid = venue_order.client_order_id
             if not cid.startswith(desk) or cid in manager.table:
                 continue

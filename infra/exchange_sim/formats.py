@@ -78,9 +78,19 @@ def new_order_json(
     return result
 
 
-def my_trade_json(fill: Fill, account: str, market: Market) -> dict[str, Any]:
-    """Return one of an account's trades as ``GET /api/v3/myTrades`` answers it."""
-    is_buyer = fill.buyer_account == account
+def my_trades_json(fill: Fill, account: str, market: Market) -> list[dict[str, Any]]:
+    """Return one of an account's trades as ``GET /api/v3/myTrades`` lists it.
+
+    A self-trade (the account's buy met its own sell) is listed twice under the same id,
+    once as buyer and once as seller, as Binance does: each side moved the balances.
+    """
+    if fill.buyer_account == fill.seller_account == account:
+        return [_my_trade_json(fill, market, is_buyer=True),
+                _my_trade_json(fill, market, is_buyer=False)]  # fmt: skip
+    return [_my_trade_json(fill, market, is_buyer=fill.buyer_account == account)]
+
+
+def _my_trade_json(fill: Fill, market: Market, *, is_buyer: bool) -> dict[str, Any]:
     side = Side.BUY if is_buyer else Side.SELL
     commission, asset = fill_fee(fill, side, market)
     return {

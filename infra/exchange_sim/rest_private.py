@@ -11,7 +11,7 @@ from aiohttp import web
 
 from infra.exchange_sim.engine import NewOrder
 from infra.exchange_sim.errors import BadRequestError, missing
-from infra.exchange_sim.formats import balances_json, my_trade_json, new_order_json, order_json
+from infra.exchange_sim.formats import balances_json, my_trades_json, new_order_json, order_json
 from infra.exchange_sim.http import VENUE_KEY, Signed, read_params, signed
 from infra.exchange_sim.models import OrderType, Side, TimeInForce
 from infra.exchange_sim.venue import Venue
@@ -171,7 +171,9 @@ async def my_trades(request: web.Request) -> web.Response:
         call.account.name, symbol, from_id=from_id, start_ms=start, limit=limit
     )
     market = venue.engine.markets[symbol]
-    return web.json_response([my_trade_json(f, call.account.name, market) for f in fills])
+    listed = [entry for f in fills for entry in my_trades_json(f, call.account.name, market)]
+    # ``limit`` counts entries, as at Binance: a page may end between a self-trade's sides
+    return web.json_response(listed[:limit])
 
 
 async def account(request: web.Request) -> web.Response:

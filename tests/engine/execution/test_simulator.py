@@ -664,6 +664,34 @@ async def test_fetch_fills_pages_through_more_than_one_page(quiet_session: Venue
     assert [f.trade_id for f in later] == ids[2:]
 
 
+async def test_fetch_fills_keeps_both_sides_of_a_self_trade_across_a_page_end(
+    quiet_session: VenueSession,
+):
+    session = quiet_session
+    await _market_order(session, "it-self-0", "buy")
+    before = await session.account.fetch_fills("BTC/USDT", after_trade_id=0)
+    book = await session.rest.exchange.fetch_order_book("BTC/USDT", 5)
+    instrument = session.instruments["BTC/USDT"]
+    bid = instrument.price_to_ticks(repr(book["bids"][0][0]))
+    ask = instrument.price_to_ticks(repr(book["asks"][0][0]))
+    assert ask - bid >= 2, "the quiet book needs a price inside the spread"
+    inside = instrument.ticks_to_price((bid + ask) // 2)
+    for cid, side in (("it-self-sell", "sell"), ("it-self-buy", "buy")):  # buy meets our sell
+        await session.orders.create_order(OrderRequest(
+            client_order_id=cid, symbol="BTC/USDT", side=side, type="limit",  # type: ignore[arg-type]
+            amount=instrument.lots_to_qty(100), price=inside, time_in_force="GTC",
+        ))  # fmt: skip
+    # pages of 2 end between the self-trade's two entries (same id, buyer then seller)
+    paged = await session.account.fetch_fills("BTC/USDT", after_trade_id=0, page_size=2)
+    mine = paged[len(before) :]
+    assert [f.side for f in mine] == ["buy", "sell"]
+    assert mine[0].trade_id == mine[1].trade_id
+    assert [(f.trade_id, f.side) for f in paged] == [
+        (f.trade_id, f.side)
+        for f in await session.account.fetch_fills("BTC/USDT", after_trade_id=0)
+    ]
+
+
 async def test_cancel_all_on_a_symbol_without_open_orders_returns_nothing(
     quiet_session: VenueSession,
 ):

@@ -34,9 +34,12 @@ class _Manager:
         self.table = OrderTable()
         self.sent_at: dict[str, float] = {}
         self.submitted: list[dict[str, Any]] = []
+        self.venue_answers = asyncio.Event()  # a send waits for its answer until set
+        self.venue_answers.set()
 
     async def submit(self, **request: Any) -> LocalOrder:
         self.submitted.append(request)
+        await self.venue_answers.wait()
         cid = f"blue-1-{len(self.submitted) + 100}"
         order = LocalOrder(request=OrderRequest(client_order_id=cid, **{
             k: request[k] for k in ("symbol", "side", "type", "amount", "price", "time_in_force")
@@ -86,3 +89,21 @@ def test_a_bid_below_our_resting_ask_is_placed() -> None:
     sent = asyncio.run(_sync(quotes, ask_ticks=10000))
     assert [s.get("side") for s in sent] == ["buy"]
     assert sent[0]["price"] == Decimal("99.99")
+
+
+async def _bid_while_the_ask_is_in_flight() -> list[dict[str, Any]]:
+    manager = _Manager()
+    sync = QuoteSync(manager, _Decider(), [BTC], on_fenced=lambda _: None)  # type: ignore[arg-type]
+    manager.venue_answers.clear()  # the ask's send is under way: no answer, no order id yet
+    sync.sync([Quote(symbol_id=0, side=SELL, price_ticks=10000, qty_lots=20)], tick_ns=0)
+    await asyncio.sleep(0)
+    sync.sync([Quote(symbol_id=0, side=BUY, price_ticks=10000, qty_lots=20)], tick_ns=0)
+    await asyncio.sleep(0)
+    manager.venue_answers.set()
+    await sync.settle()
+    return manager.submitted
+
+
+def test_a_bid_meeting_an_ask_still_being_placed_waits() -> None:
+    sent = asyncio.run(_bid_while_the_ask_is_in_flight())
+    assert [s.get("side") for s in sent] == ["sell"]

@@ -69,6 +69,22 @@ async def test_partial_fill_then_full_fill_between_two_accounts(client: Any, oth
     assert trades[0]["fee"]["cost"] == pytest.approx(0.01 * mid * 0.001)
 
 
+async def test_a_self_trade_is_listed_once_per_side_under_one_id(client: Any) -> None:
+    bid, ask = await best(client)
+    mid = round((bid + ask) / 2, 2)
+    resting = await client.create_order(BTC, "limit", "sell", 0.01, mid)
+    crossing = await client.create_order(BTC, "limit", "buy", 0.01, mid)  # meets our own
+    trades = await client.fetch_my_trades(BTC)
+    assert [(t["side"], t["order"]) for t in trades] == [
+        ("buy", crossing["id"]),
+        ("sell", resting["id"]),
+    ]
+    assert trades[0]["id"] == trades[1]["id"]
+    # ``limit`` counts entries: a page can end between the two sides
+    page = await client.fetch_my_trades(BTC, None, 1, {"fromId": trades[0]["id"]})
+    assert [t["side"] for t in page] == ["buy"]
+
+
 async def test_ioc_and_fok_time_in_force(client: Any, other: Any) -> None:
     bid, ask = await best(client)
     mid = round((bid + ask) / 2, 2)
