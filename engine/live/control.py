@@ -22,8 +22,9 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
+import math
 import re
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Final, Protocol
@@ -50,7 +51,38 @@ ENGINE_ACTIONS: Final = (
 )
 ACTIONS: Final = ("halt", *ENGINE_ACTIONS)
 MODEL_VERSION: Final = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-_TEXT_FIELDS: Final = {"by": 100, "reason": 500, "version": 64}
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Field:
+    """One field an admin action accepts in its JSON body (besides ``by`` and ``reason``).
+
+    Attributes:
+        kind: ``str``, ``int`` or ``float`` (a bool is never taken for a number).
+        required: the action cannot run without it.
+        pattern: a ``str`` must match it in full.
+        max_len: longest ``str``.
+        low, high: bounds of a number (inclusive).
+        help: what the field means (said in the 400 answer when it is wrong).
+    """
+
+    kind: type[str] | type[int] | type[float]
+    required: bool = False
+    pattern: re.Pattern[str] | None = None
+    max_len: int = 500
+    low: float | None = None
+    high: float | None = None
+    help: str = ""
+
+
+COMMON_FIELDS: Final = {"by": Field(kind=str, max_len=100), "reason": Field(kind=str)}
+ACTION_FIELDS: Final[dict[str, dict[str, Field]]] = {
+    "load_model": {
+        "version": Field(kind=str, required=True, pattern=MODEL_VERSION, max_len=64,
+                         help="the model version to load"),
+    },
+}  # fmt: skip
+"""Each engine action's own fields; they reach its coroutine as keyword arguments."""
 _json_response = partial(web.json_response, dumps=partial(json.dumps, default=str))
 
 
@@ -262,8 +294,8 @@ class ControlServer:
             fields = await _payload(request, action)
         except _BadRequestError as e:
             return _json_response({"error": str(e), "action": action}, status=400)
-        by = fields.get("by", "control_endpoint")
-        reason = fields.get("reason", f"{action} requested through the control endpoint")
+        by = str(fields.get("by", "control_endpoint"))
+        reason = str(fields.get("reason", f"{action} requested through the control endpoint"))
         log.warning("admin_action", action=action, by=by, reason=reason)
         if action == "halt":
             result = await self._halt(reason, by)
@@ -287,14 +319,13 @@ class ControlServer:
         )
 
     def _engine_call(
-        self, action: str, fields: dict[str, str], by: str, reason: str
+        self, action: str, fields: dict[str, object], by: str, reason: str
     ) -> Coroutine[Any, Any, dict[str, object]]:
-        if action == "load_model":
-            return self._control.load_model(fields["version"], by=by, reason=reason)
         method: Callable[..., Coroutine[Any, Any, dict[str, object]]] = getattr(
             self._control, action
         )
-        return method(by=by, reason=reason)
+        own = {k: v for k, v in fields.items() if k not in COMMON_FIELDS}
+        return method(**own, by=by, reason=reason)
 
     async def _on_engine_loop(
         self, action: str, call: Coroutine[Any, Any, dict[str, object]]
@@ -328,11 +359,11 @@ class ControlServer:
         return _json_response({"action": action, "result": result})
 
 
-async def _payload(request: web.Request, action: str) -> dict[str, str]:
-    """Return the action's fields; empty body means none.
+async def _payload(request: web.Request, action: str) -> dict[str, object]:
+    """Return the action's fields (:data:`ACTION_FIELDS`), checked; empty body means none.
 
     Raises:
-        _BadRequestError: not a JSON object, unknown or ill-typed fields, missing version.
+        _BadRequestError: not a JSON object, unknown, ill-typed or missing fields.
     """
     raw = await request.read()
     document: object = {}
@@ -343,23 +374,44 @@ async def _payload(request: web.Request, action: str) -> dict[str, str]:
             raise _BadRequestError(f"body is not valid JSON: {e}") from None
     if not isinstance(document, dict):
         raise _BadRequestError("body must be a JSON object")
-    allowed = {"by", "reason"} | ({"version"} if action == "load_model" else set())
-    unknown = sorted(set(document) - allowed)
+    allowed = COMMON_FIELDS | ACTION_FIELDS.get(action, {})
+    unknown = sorted(set(document) - set(allowed))
     if unknown:
         raise _BadRequestError(f"unknown field(s) {unknown}; {action} accepts {sorted(allowed)}")
+    for name, spec in allowed.items():
+        if spec.required and name not in document:
+            raise _BadRequestError(f"field {name!r} is required: {spec.help or name}")
     for name, value in document.items():
-        if not isinstance(value, str) or not value.strip() or len(value) > _TEXT_FIELDS[name]:
+        _check_field(name, value, allowed[name])
+    return {str(k): v for k, v in document.items()}
+
+
+def _check_field(name: str, value: object, spec: Field) -> None:
+    """Raise :class:`_BadRequestError` naming ``name`` unless ``value`` fits ``spec``."""
+    what = f" ({spec.help})" if spec.help else ""
+    if spec.kind is str:
+        if not isinstance(value, str) or not value.strip() or len(value) > spec.max_len:
             raise _BadRequestError(
-                f"field {name!r} must be a non-empty string of at most"
-                f" {_TEXT_FIELDS[name]} characters"
+                f"field {name!r} must be a non-empty string of at most {spec.max_len}"
+                f" characters{what}"
             )
-    if action == "load_model":
-        version = document.get("version")
-        if version is None:
-            raise _BadRequestError("field 'version' is required: the model version to load")
-        if not MODEL_VERSION.fullmatch(version):
-            raise _BadRequestError("field 'version' must match [A-Za-z0-9._-]{1,64}")
-    return {str(k): str(v) for k, v in document.items()}
+        if spec.pattern is not None and not spec.pattern.fullmatch(value):
+            raise _BadRequestError(f"field {name!r} must match {spec.pattern.pattern}{what}")
+        return
+    is_number = isinstance(value, int | float) and not isinstance(value, bool)
+    if not is_number or (spec.kind is int and not isinstance(value, int)):
+        raise _BadRequestError(
+            f"field {name!r} must be {'an integer' if spec.kind is int else 'a number'}{what}"
+        )
+    number = float(value)  # type: ignore[arg-type]
+    if (
+        not math.isfinite(number)
+        or (spec.low is not None and number < spec.low)
+        or (spec.high is not None and number > spec.high)
+    ):
+        raise _BadRequestError(
+            f"field {name!r} must be between {spec.low} and {spec.high} (got {value}){what}"
+        )
 
 
 class ControlUnreachableError(Exception):
@@ -379,7 +431,7 @@ async def post_admin(
     action: str,
     *,
     token: str,
-    payload: dict[str, str] | None = None,
+    payload: Mapping[str, object] | None = None,
     timeout_s: float = 10.0,
 ) -> AdminAnswer:
     """Call an admin action of an engine's control server (the CLI's client).
@@ -392,7 +444,7 @@ async def post_admin(
     try:
         async with (
             aiohttp.ClientSession(timeout=timeout) as http,
-            http.post(f"{base_url}/admin/{action}", json=payload or {}, headers=headers) as r,
+            http.post(f"{base_url}/admin/{action}", json=dict(payload or {}), headers=headers) as r,
         ):
             try:
                 body = await r.json(content_type=None)
