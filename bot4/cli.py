@@ -8,7 +8,8 @@ something unhealthy, or ``audit verify`` found a broken chain.
 
 Most commands are clients of the control API (``bot4 api``); the local-only ones say so in
 their help: ``stack``, ``db migrate``, ``keys bootstrap``, ``api``, ``exchange-sim``,
-``replay``, ``data``, ``demo``, ``engine run``, and ``engine halt|resume --direct``.
+``replay``, ``data``, ``model train``, ``demo``, ``engine run``, and
+``engine halt|resume --direct``.
 """
 
 from __future__ import annotations
@@ -92,6 +93,29 @@ def _parser() -> argparse.ArgumentParser:
     configure_rollout_parser(
         commands.add_parser("rollout", help="roll out a new release (runbooks, through the API)")
     )
+    from bot4.model_cli import configure_parser as configure_model_parser
+
+    configure_model_parser(
+        commands.add_parser(
+            "model",
+            help="train and register a model [LOCAL]; list and show versions (through the API)",
+        )
+    )
+    from bot4.liquidate_cli import configure_parser as configure_liquidate_parser
+
+    configure_liquidate_parser(
+        commands.add_parser(
+            "liquidate",
+            help="unwind positions in child orders (runbook liquidation, through the API)",
+            description="Take symbols out of the strategy and unwind them through the leader"
+            " (TWAP or participation cap, price band), verify flat; --all needs a second"
+            " operator's approval (bot4 runbook approve liquidate-all).",
+        )
+    )
+
+    from bot4.flows_cli import configure_parsers as configure_flows_parsers
+
+    configure_flows_parsers(commands)
 
     demo = commands.add_parser(
         "demo",
@@ -210,7 +234,13 @@ def _handler(args: argparse.Namespace) -> Handler:
         "audit": control.audit_command,
         "runbook": _runbook_handler(),
         "rollout": _rollout_handler(),
+        "liquidate": _liquidate_handler(),
+        "model": _model_handler(),
     }
+    from bot4.flows_cli import COMMANDS as FLOWS_COMMANDS
+    from bot4.flows_cli import flows_command
+
+    handlers.update(dict.fromkeys(FLOWS_COMMANDS, flows_command))
     return handlers.get(command, commands.demo)
 
 
@@ -224,6 +254,18 @@ def _rollout_handler() -> Handler:
     from bot4.runbook_cli import rollout_command
 
     return rollout_command
+
+
+def _model_handler() -> Handler:
+    from bot4.model_cli import model_command
+
+    return model_command
+
+
+def _liquidate_handler() -> Handler:
+    from bot4.liquidate_cli import liquidate_command
+
+    return liquidate_command
 
 
 def _engine_side_handler(command: str) -> Handler:

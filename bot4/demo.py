@@ -8,18 +8,16 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 from bot4 import console
 from bot4.commands import print_status
-from bot4.demo_rollout import RolloutOutcome, run_rollouts
-from bot4.demo_trading import (
-    DEMO_RELEASE,
-    TradingResult,
-    demo_platform,
-    run_trading,
-    stop_engines,
-)
+from bot4.demo_models import prepare_models, roll_out_second
+from bot4.demo_rollout import run_rollouts
+from bot4.demo_trading import DEMO_RELEASE, demo_platform, run_trading, stop_engines
 from bot4.settings import Settings
+from flows.demo import run_chores
 from infra.stack.errors import StackError
 from infra.stack.launcher import Stack
 from infra.stack.roundtrip import (
@@ -61,24 +59,66 @@ async def run_round_trips(settings: Settings, progress: console.ConsoleProgress)
     return results
 
 
+@dataclass(kw_only=True, slots=True)
+class DeskSteps:
+    """What the demo did after the round trips: one table row and one JSON part per step."""
+
+    rows: list[list[str]] = field(default_factory=list)
+    parts: dict[str, Any] = field(default_factory=dict)
+    failed: list[str] = field(default_factory=list)
+
+    def add(self, name: str, *, ok: bool, seconds: float | None, detail: str,
+            part: tuple[str, Any]) -> None:  # fmt: skip
+        """Record one step's outcome."""
+        self.rows.append([name, "ok" if ok else "FAILED",
+                          "" if seconds is None else f"{seconds:.2f}", detail])  # fmt: skip
+        key, value = part
+        self.parts.setdefault(key, [])
+        self.parts[key].append(value)
+        if not ok:
+            self.failed.append(name)
+
+
 async def run_desk(
     settings: Settings, *, trade_seconds: float, rollouts: bool, quiet: bool
-) -> tuple[TradingResult, list[RolloutOutcome]]:
-    """Blue trades, then (``rollouts``) a good and a bad rollout; every engine is stopped."""
+) -> DeskSteps:
+    """Blue trades; then (``rollouts``) the release and model rollouts; engines stop; chores.
+
+    Every engine the demo started (or a rollout started for it) is stopped before the
+    chores, so the reconciliation compares a journal at rest with the venue.
+    """
+    steps = DeskSteps()
     platform = demo_platform(settings)
-    outcomes: list[RolloutOutcome] = []
+    run_id = time.strftime("demo-%Y%m%dT%H%M%S", time.gmtime())
     try:
-        console.say(f"3/5 engine blue trades against the simulator for {trade_seconds:g} s")
-        trading = await run_trading(settings, platform, seconds=trade_seconds, quiet=quiet)
+        console.say("3/7 training two model versions; the first ships in the demo's release")
+        models = await prepare_models(settings, run_id=run_id)
+        release = {**DEMO_RELEASE, "model": {"path": str(models.first_path)}}
+        console.say(f"4/7 engine blue trades against the simulator for {trade_seconds:g} s")
+        trading = await run_trading(
+            settings, platform, seconds=trade_seconds, quiet=quiet, release=release
+        )
+        steps.add("engine", ok=trading.ok, seconds=trading.seconds, detail=trading.detail,
+                  part=("trading", trading.as_json()))  # fmt: skip
         if rollouts and trading.ok:
-            console.say("4/5 blue-green rollout of a second release, then of a bad third one")
-            run_id = time.strftime("demo-%Y%m%dT%H%M%S", time.gmtime())
-            outcomes = await run_rollouts(settings, base=DEMO_RELEASE, run_id=run_id, quiet=quiet)
+            console.say("5/7 rollouts: a second release, a bad third one, a new model version")
+            for outcome in await run_rollouts(settings, base=release, run_id=run_id, quiet=quiet):
+                seconds = None if outcome.result is None else outcome.result.duration_s
+                steps.add(f"rollout {outcome.version}", ok=outcome.ok, seconds=seconds,
+                          detail=outcome.detail, part=("rollouts", outcome.as_json()))  # fmt: skip
+            models = await roll_out_second(settings, models, quiet=quiet)
+            steps.add(f"model {models.second}", ok=models.ok, seconds=models.seconds,
+                      detail=models.detail, part=("models", models.as_json()))  # fmt: skip
     finally:
         stopped = await asyncio.to_thread(stop_engines, platform)
         if stopped:
             console.say(f"  stopped engine {', '.join(stopped)} (orders cancelled, lease released)")
-    return trading, outcomes
+    if rollouts and not steps.failed:
+        console.say("6/7 chores: a backup and its restore test, a reconciliation, a report")
+        chores = await run_chores(settings)
+        steps.add("chores", ok=chores.ok, seconds=chores.seconds, detail=chores.detail,
+                  part=("chores", chores.as_json()))  # fmt: skip
+    return steps
 
 
 def run_demo(
@@ -94,19 +134,18 @@ def run_demo(
     progress = console.ConsoleProgress()
     was_running = stack.status().running
     console.say(f"bot4 demo (BOT4_HOME={settings.home})")
-    console.say("1/5 bringing the stack up" + (" (reusing what runs)" if was_running else ""))
+    console.say("1/7 bringing the stack up" + (" (reusing what runs)" if was_running else ""))
     results: list[RoundTrip] = []
-    trading: TradingResult | None = None
-    outcomes: list[RolloutOutcome] = []
+    desk = DeskSteps()
     try:
         stack.up(progress)
         status = stack.status()
         if not as_json:
             print_status(status)
-        console.say("2/5 round trip through every component")
+        console.say("2/7 round trip through every component")
         results = asyncio.run(run_round_trips(settings, progress))
         if trade_seconds > 0 and all(r.ok for r in results):
-            trading, outcomes = asyncio.run(
+            desk = asyncio.run(
                 run_desk(settings, trade_seconds=trade_seconds, rollouts=rollouts, quiet=as_json)
             )
     except StackError as e:
@@ -114,15 +153,12 @@ def run_demo(
         return 1
     finally:
         if keep_running or was_running:
-            console.say("5/5 leaving the stack running (`bot4 stack down` stops it)")
+            console.say("7/7 leaving the stack running (`bot4 stack down` stops it)")
         else:
-            console.say("5/5 bringing the stack down")
+            console.say("7/7 bringing the stack down")
             stack.down(progress)
-    ok = bool(results) and all(r.ok for r in results)
-    ok = ok and (trade_seconds <= 0 or (trading is not None and trading.ok))
-    ok = ok and (
-        trade_seconds <= 0 or not rollouts or (len(outcomes) == 2 and all(o.ok for o in outcomes))
-    )
+    ok = bool(results) and all(r.ok for r in results) and not desk.failed
+    ok = ok and (trade_seconds <= 0 or bool(desk.rows))
     if as_json:
         console.print_json(
             {
@@ -132,43 +168,24 @@ def run_demo(
                     {"component": r.component, "ok": r.ok, "detail": r.detail, "seconds": r.seconds}
                     for r in results
                 ],
-                "trading": None if trading is None else trading.as_json(),
-                "rollouts": [o.as_json() for o in outcomes],
+                **desk.parts,
             }
         )
     else:
         console.print_table(
-            ["component", "round trip", "seconds", "detail"],
+            ["component", "outcome", "seconds", "detail"],
             [
                 [r.component, "ok" if r.ok else "FAILED", f"{r.seconds:.2f}", r.detail]
                 for r in results
             ]
-            + (
-                []
-                if trading is None
-                else [
-                    [
-                        "engine",
-                        "ok" if trading.ok else "FAILED",
-                        f"{trading.seconds:.2f}",
-                        trading.detail,
-                    ]
-                ]
-            )
-            + [
-                [
-                    f"rollout {o.version}",
-                    "ok" if o.ok else "FAILED",
-                    "" if o.result is None else f"{o.result.duration_s:.2f}",
-                    o.detail,
-                ]
-                for o in outcomes
-            ],
+            + desk.rows,
         )
         done = "every component answered"
-        if trading is not None:
+        if desk.rows:
             done += ", the engine traded"
-        if outcomes:
-            done += ", a rollout completed and a bad release was rolled back"
-        console.say(f"demo: {done}" if ok else "demo: FAILED (see above)")
+        if "rollouts" in desk.parts:
+            done += "; a release rolled out, a bad one rolled back, a model rolled out"
+        if "chores" in desk.parts:
+            done += "; backup verified, reconciled, report written"
+        console.say(f"demo: {done}" if ok else f"demo: FAILED ({', '.join(desk.failed)})")
     return 0 if ok else 1

@@ -113,7 +113,7 @@ async def run_rollouts(
     client = await Client.connect(
         settings.temporal.effective_address(), namespace=settings.temporal.namespace
     )
-    good = write_release(folder, base, f"{run_id}-2", quote_lots=15)
+    good = write_release(folder, base, f"{run_id}-2", quote_lots=25)
     bad = write_release(
         folder,
         base,

@@ -56,7 +56,12 @@ class TradingResult:
 
 
 async def run_trading(
-    settings: Settings, platform: LocalPlatform, *, seconds: float, quiet: bool
+    settings: Settings,
+    platform: LocalPlatform,
+    *,
+    seconds: float,
+    quiet: bool,
+    release: dict[str, Any] | None = None,
 ) -> TradingResult:
     """Start engine blue through ``platform``, let it trade ``seconds``, report; leave it on.
 
@@ -72,11 +77,11 @@ async def run_trading(
             " (`bot4 stack down` stops the engines with the stack)",
             seconds=0.0,
         )
-    release = folder / "release.json"
-    release.write_text(json.dumps(DEMO_RELEASE, indent=2) + "\n", encoding="utf-8")
+    manifest = folder / "release.json"
+    manifest.write_text(json.dumps(release or DEMO_RELEASE, indent=2) + "\n", encoding="utf-8")
     started = time.monotonic()
     before = await _journal_counts(settings)  # the journal is the desk's: it accumulates
-    await asyncio.to_thread(platform.start, "blue", release)
+    await asyncio.to_thread(platform.start, "blue", manifest)
     url = f"http://{settings.engine.host}:{settings.engine.blue_control_port}/status"
     status: dict[str, Any] = {}
     try:

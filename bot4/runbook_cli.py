@@ -76,10 +76,34 @@ def configure_rollout_parser(rollout: argparse.ArgumentParser) -> None:
     engine.add_argument("--dry-run", action="store_true", help="return the plan, change nothing")
     engine.add_argument("--wait", action="store_true", help="follow the rollout until it ends")
     engine.add_argument("--json", action="store_true", help="print JSON documents")
+    model = kinds.add_parser(
+        "model",
+        help="roll a registered model version out (runbook model_rollout) [operator]",
+        description=(
+            "Verify the artifact's checksum, shadow the candidate beside the active model,"
+            " canary it, hot-swap it in on the leading engine, bake; any failed gate rolls"
+            " back to the previous model. Train and register it first: bot4 model train."
+        ),
+    )
+    model.add_argument("--version", required=True, help="the registered model version")
+    model.add_argument("--reason", default="", help="why (kept in the registry and audit log)")
+    for name, kind, text in (
+        ("--shadow-s", int, "shadow period in seconds (default 60)"),
+        ("--canary-s", int, "canary period in seconds (default 60)"),
+        ("--canary-fraction", float, "share of the prediction the candidate carries (0.1)"),
+        ("--bake-s", int, "bake period in seconds (default 60)"),
+        ("--min-agreement", float, "least shadow agreement, 0..1 (default 0.8)"),
+    ):
+        model.add_argument(name, type=kind, default=None, help=text)
+    model.add_argument("--dry-run", action="store_true", help="return the plan, change nothing")
+    model.add_argument("--wait", action="store_true", help="follow the rollout until it ends")
+    model.add_argument("--json", action="store_true", help="print JSON documents")
 
 
 def rollout_command(args: argparse.Namespace, settings: Settings) -> int:
-    """Run ``bot4 rollout engine`` as the blue_green_deploy runbook through the API."""
+    """Run ``bot4 rollout engine|model`` as its runbook through the API."""
+    if args.rollout_command == "model":
+        return _rollout_model(args, settings)
     release: Path = args.release
     if not release.is_file():
         console.error(f"--release {release}: no such file; give the release manifest's path")
@@ -95,6 +119,22 @@ def rollout_command(args: argparse.Namespace, settings: Settings) -> int:
     return runbook_command(
         argparse.Namespace(
             runbook_command="run", name="blue_green_deploy", param=[], params=params,
+            dry_run=args.dry_run, wait=args.wait, json=args.json,
+        ),
+        settings,
+    )  # fmt: skip
+
+
+def _rollout_model(args: argparse.Namespace, settings: Settings) -> int:
+    """Run ``bot4 rollout model`` as the model_rollout runbook through the API."""
+    params: dict[str, Any] = {"version": args.version}
+    for name in ("reason", "shadow_s", "canary_s", "canary_fraction", "bake_s", "min_agreement"):
+        value = getattr(args, name)
+        if value not in (None, ""):
+            params[name] = value
+    return runbook_command(
+        argparse.Namespace(
+            runbook_command="run", name="model_rollout", param=[], params=params,
             dry_run=args.dry_run, wait=args.wait, json=args.json,
         ),
         settings,

@@ -13,6 +13,7 @@ import binascii
 import ipaddress
 import json
 import re
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Final, Literal
 
@@ -117,9 +118,13 @@ class StorageSettings(_Group):
         default="s3://bot4-backups/backups",
         description="Where backups go: s3://bucket/prefix or file:///path.",
     )
+    models_uri: str = Field(
+        default="s3://bot4-models/models",
+        description="Where model artifacts go: s3://bucket/prefix or file:///path.",
+    )
     region: str = Field(default="us-east-1", description="S3 region.")
 
-    @field_validator("backup_uri")
+    @field_validator("backup_uri", "models_uri")
     @classmethod
     def _known_scheme(cls, value: str) -> str:
         if not (value.startswith("s3://") or value.startswith("file://")):
@@ -208,6 +213,62 @@ class WorkerSettings(_Group):
     """Temporal worker."""
 
     metrics_port: Port = Field(default=9200, description="Prometheus port of the worker.")
+
+
+CRON: Final = r"^\S+( \S+){4}$"
+
+
+class FlowsSettings(_Group):
+    """Prefect flows (``bot4 flows serve``): schedules, backup retention, tolerances."""
+
+    metrics_port: Port = Field(default=9300, description="Prometheus port of the flow runner.")
+    backup_cron: str = Field(
+        default="0 2 * * *", pattern=CRON, description="Backup (then restore test), UTC cron."
+    )
+    reconcile_cron: str = Field(
+        default="15 0 * * *", pattern=CRON, description="Nightly reconciliation, UTC cron."
+    )
+    report_cron: str = Field(
+        default="0 6 * * *", pattern=CRON, description="Daily report (of yesterday), UTC cron."
+    )
+    interval_s: int | None = Field(
+        default=None,
+        ge=5,
+        le=86_400,
+        description="Run every flow every N seconds instead of its cron (tests, drills).",
+    )
+    keep_daily: int = Field(default=7, ge=1, le=366, description="Daily backups kept.")
+    keep_weekly: int = Field(default=4, ge=0, le=520, description="Weekly backups kept.")
+    reports_uri: str = Field(
+        default="s3://bot4-backups/reports",
+        description="Where reports go: s3://bucket/prefix or file:///path.",
+    )
+    quantity_tolerance: Decimal = Field(
+        default=Decimal("0.00000001"),
+        ge=0,
+        description="Largest quantity difference (fill, order, balance) still taken as equal.",
+    )
+    price_tolerance: Decimal = Field(
+        default=Decimal("0.00000001"),
+        ge=0,
+        description="Largest fill price difference still taken as equal.",
+    )
+    escalate_after_runs: int = Field(
+        default=2, ge=1, le=100, description="A break seen on this many runs in a row escalates."
+    )
+    settle_s: float = Field(
+        default=5.0,
+        ge=0,
+        le=3600,
+        description="Fills younger than this are not compared yet (an engine may be journaling).",
+    )
+
+    @field_validator("reports_uri")
+    @classmethod
+    def _known_scheme(cls, value: str) -> str:
+        if not (value.startswith("s3://") or value.startswith("file://")):
+            raise ValueError("must start with s3:// or file://")
+        return value
 
 
 RoleName = Literal["viewer", "trader", "operator", "admin"]
@@ -363,6 +424,7 @@ class Settings(BaseSettings):
     exchange: ExchangeSettings = Field(default_factory=ExchangeSettings)
     engine: EngineSettings = Field(default_factory=EngineSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    flows: FlowsSettings = Field(default_factory=FlowsSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     api_url: str | None = Field(
         default=None,

@@ -10,12 +10,22 @@ from workflows.blue_green_deploy.activities import DeployActivities, DeployConfi
 from workflows.blue_green_deploy.workflow import BlueGreenDeployWorkflow
 from workflows.emergency_stop.activities import EmergencyStopActivities, EmergencyStopConfig
 from workflows.emergency_stop.workflow import EmergencyStopWorkflow
+from workflows.liquidation.activities import LiquidationActivities, LiquidationConfig
+from workflows.liquidation.workflow import LiquidationWorkflow
+from workflows.model_rollout.activities import ModelRolloutActivities, ModelRolloutConfig
+from workflows.model_rollout.workflow import ModelRolloutWorkflow
 from workflows.stack_check.activities import StackCheckActivities
 from workflows.stack_check.workflow import StackCheckWorkflow
 
 TASK_QUEUE: Final = "bot4"
 
-WORKFLOWS: Final = (StackCheckWorkflow, EmergencyStopWorkflow, BlueGreenDeployWorkflow)
+WORKFLOWS: Final = (
+    StackCheckWorkflow,
+    EmergencyStopWorkflow,
+    BlueGreenDeployWorkflow,
+    ModelRolloutWorkflow,
+    LiquidationWorkflow,
+)
 
 
 def activity_methods(settings: Settings) -> list[Callable[..., Any]]:
@@ -24,6 +34,10 @@ def activity_methods(settings: Settings) -> list[Callable[..., Any]]:
     emergency_stop = EmergencyStopActivities(EmergencyStopConfig.from_settings(settings))
     return [
         *deploy_activities(DeployActivities(DeployConfig.from_settings(settings))),
+        *model_rollout_activities(
+            ModelRolloutActivities(ModelRolloutConfig.from_settings(settings))
+        ),
+        *liquidation_activities(LiquidationActivities(LiquidationConfig.from_settings(settings))),
         stack_check.digest,
         emergency_stop.plan,
         emergency_stop.halt_engines,
@@ -43,4 +57,28 @@ def deploy_activities(deploy: DeployActivities) -> list[Callable[..., Any]]:
         deploy.bake_check,
         deploy.retire_old,
         deploy.rollback,
+    ]
+
+
+def model_rollout_activities(rollout: ModelRolloutActivities) -> list[Callable[..., Any]]:
+    """Return the bound activity methods of model_rollout (tests build their own)."""
+    return [
+        rollout.plan,
+        rollout.verify_checksum,
+        rollout.start_shadow,
+        rollout.start_canary,
+        rollout.promote,
+        rollout.observe,
+        rollout.rollback,
+    ]
+
+
+def liquidation_activities(liquidation: LiquidationActivities) -> list[Callable[..., Any]]:
+    """Return the bound activity methods of liquidation (tests build their own)."""
+    return [
+        liquidation.plan,
+        liquidation.reduce,
+        liquidation.unwind,
+        liquidation.child_fills,
+        liquidation.verify,
     ]

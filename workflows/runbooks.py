@@ -24,6 +24,10 @@ from workflows.blue_green_deploy import models as blue_green_models
 from workflows.blue_green_deploy import workflow as blue_green
 from workflows.emergency_stop import models as emergency_stop_models
 from workflows.emergency_stop import workflow as emergency_stop
+from workflows.liquidation import models as liquidation_models
+from workflows.liquidation import workflow as liquidation
+from workflows.model_rollout import models as model_rollout_models
+from workflows.model_rollout import workflow as model_rollout
 from workflows.stack_check import models as stack_check_models
 from workflows.stack_check import workflow as stack_check
 
@@ -130,6 +134,28 @@ RUNBOOKS: Final[Mapping[str, Runbook]] = {
             workflow_id=_deploy_id,
             id_reuse_policy=blue_green.ID_REUSE_POLICY,  # a version deploys once
             id_conflict_policy=blue_green.ID_CONFLICT_POLICY,
+        ),
+        Runbook(
+            name="model_rollout",
+            workflow="model_rollout",
+            input_type=model_rollout_models.ModelRolloutInput,
+            run_role="operator",
+            steps=model_rollout_models.STEPS,
+            guarded_steps=(),
+            workflow_id=lambda r: model_rollout_models.workflow_id(r.version, dry_run=r.dry_run),
+            id_reuse_policy=model_rollout.ID_REUSE_POLICY,  # a version rolls out once
+            id_conflict_policy=model_rollout.ID_CONFLICT_POLICY,
+        ),
+        Runbook(
+            name="liquidation",
+            workflow="liquidation",
+            input_type=liquidation_models.LiquidationInput,
+            run_role="trader",  # it only lowers risk; all symbols needs a second operator
+            steps=liquidation_models.STEPS,
+            guarded_steps=("approve",),  # only for all-symbols runs
+            workflow_id=liquidation_models.workflow_id,
+            id_reuse_policy=liquidation.ID_REUSE_POLICY,
+            id_conflict_policy=liquidation.ID_CONFLICT_POLICY,
         ),
     )
 }

@@ -41,6 +41,7 @@ class ApiConfig:
         temporal_address: Temporal frontend of the runbook workflows.
         temporal_namespace: its namespace.
         task_queue: the worker's task queue.
+        prefect_api_url: the Prefect API whose served deployments run the chores.
     """
 
     dsn: str = field(repr=False)
@@ -61,6 +62,7 @@ class ApiConfig:
     temporal_address: str = "127.0.0.1:7233"
     temporal_namespace: str = "default"
     task_queue: str = "bot4"
+    prefect_api_url: str = "http://127.0.0.1:4200/api"
 
     def admin_address_allowed(self, address: str) -> bool:
         """Tell whether a client at ``address`` may use admin routes."""

@@ -23,7 +23,7 @@ from temporalio.client import (
     WorkflowQueryFailedError,
     WorkflowUpdateFailedError,
 )
-from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.exceptions import ActivityError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from bot4.api.errors import ApiError, ConflictError, NotFoundError, UnavailableError
@@ -181,6 +181,9 @@ class Runbooks:
                 await handle.result()
             except WorkflowFailureError as e:
                 cause = e.cause
+                # an activity's own refusal says what to do; the SDK's wrapper does not
+                while isinstance(cause, ActivityError) and cause.cause is not None:
+                    cause = cause.cause
                 document["failure"] = str(getattr(cause, "message", cause) or e)
         return document
 

@@ -99,6 +99,7 @@ def api_config(settings: Settings) -> ApiConfig:
         temporal_address=settings.temporal.effective_address(),
         temporal_namespace=settings.temporal.namespace,
         task_queue=TASK_QUEUE,
+        prefect_api_url=settings.prefect.effective_api_url(),
     )
 
 

@@ -27,7 +27,14 @@ from engine.execution.errors import (
 )
 from engine.execution.gateway import EndpointGroup, GatewayConfig, VenueGateway
 from engine.execution.instruments import Instrument, instrument_from_market
-from engine.execution.market_data import TopOfBook, fetch_top_of_book
+from engine.execution.market_data import (
+    DepthSnapshot,
+    PublicTrade,
+    TopOfBook,
+    fetch_depth,
+    fetch_public_trades,
+    fetch_top_of_book,
+)
 from engine.execution.models import Balance, Fill, NotPlaced, OrderRequest, OrderState, OrderStatus
 from engine.execution.orders import OrderClient, ResolvePolicy
 from engine.execution.ratelimit import RateLimitConfig, WeightTracker
@@ -53,6 +60,7 @@ __all__ = [
     "Clock",
     "DeadMansSwitch",
     "DeadMansSwitchConfig",
+    "DepthSnapshot",
     "EndpointGroup",
     "Fill",
     "GatewayConfig",
@@ -65,6 +73,7 @@ __all__ = [
     "OrderRequest",
     "OrderState",
     "OrderStatus",
+    "PublicTrade",
     "RateLimitConfig",
     "RateLimitedError",
     "ResolvePolicy",
@@ -85,6 +94,8 @@ __all__ = [
     "checked_levels",
     "create_rest_client",
     "create_ws_client",
+    "fetch_depth",
+    "fetch_public_trades",
     "fetch_top_of_book",
     "instrument_from_market",
     "integrity_problem",

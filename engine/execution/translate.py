@@ -19,6 +19,7 @@ OrderNotFound                                OrderNotFoundError
 InvalidOrder, OperationRejected              OrderRejectedError
 NotSupported, ArgumentsRequired,             VenueProtocolError
 ExchangeClosedByUser, other BaseError
+BadRequest, BadSymbol of an order send       OrderRejectedError
 BadRequest, BadSymbol, other ExchangeError   RequestRejectedError
 ===========================================  =============================================
 
@@ -74,7 +75,7 @@ class Redactor:
         return _SIGNATURE.sub(r"\1***", text)
 
 
-def translate(  # noqa: PLR0911 - a flat table reads best as one ladder
+def translate(  # noqa: PLR0911, PLR0912 - a flat table reads best as one ladder
     error: BaseException,
     *,
     venue: str,
@@ -118,6 +119,11 @@ def translate(  # noqa: PLR0911 - a flat table reads best as one ladder
     if isinstance(error, ccxt.OrderNotFound):
         return OrderNotFoundError(message)
     if isinstance(error, ccxt.InvalidOrder | ccxt.OperationRejected):
+        return OrderRejectedError(message)
+    if client_order_id is not None and isinstance(error, ccxt.BadRequest | ccxt.BadSymbol):
+        # an order send the venue answered with its reason (Binance -1013 "Filter failure:
+        # NOTIONAL", -1100 bad parameter): refused before matching, never placed. Taking it
+        # for an unknown outcome held the order UNKNOWN for the not-found grace period.
         return OrderRejectedError(message)
     if isinstance(error, ccxt.NotSupported | ccxt.ArgumentsRequired | ccxt.ExchangeClosedByUser):
         return VenueProtocolError(message)

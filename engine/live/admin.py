@@ -14,17 +14,21 @@ from typing import Literal
 import structlog
 
 from engine.dtypes import ACTIVE, TRADING_STATE_NAMES
+from engine.live import children
 from engine.live.engine import LiveEngine
+from engine.live.model_admin import FetchModel, ModelAdmin
 
 log = structlog.get_logger(__name__)
 
 
-class EngineAdmin:
-    """The control server's view of one engine."""
+class EngineAdmin(ModelAdmin):
+    """The control server's view of one engine (model actions: :class:`ModelAdmin`)."""
 
-    def __init__(self, engine: LiveEngine) -> None:
+    def __init__(self, engine: LiveEngine, *, fetch_model: FetchModel | None = None) -> None:
         self.engine = engine
+        self.fetch_model = fetch_model
         self._takeover: asyncio.Future[None] | None = None
+        self._children = asyncio.Lock()
 
     def status(self) -> dict[str, object]:
         """Return the status snapshot (called from the safety thread: reads only)."""
@@ -46,7 +50,8 @@ class EngineAdmin:
             ],
             "paused": engine.paused,
             "conditions": engine.gate.holds,
-            "model_version": engine.release.model.version,
+            "model_version": engine.decider.models.active.version,
+            "model": engine.decider.models.status(),
             "positions": engine.decider.positions_lots(),
             "pnl": round(engine.decider.equity(), 6),
             "market_data_lag_s": None if lag is None else round(lag, 3),
@@ -61,6 +66,7 @@ class EngineAdmin:
             "shadow_quotes": engine.shadow_quotes if engine.role != "leader" else [],
             "desired_quotes": engine.shadow_quotes,
             "recovery_ok": None if engine.recovery is None else engine.recovery.ok,
+            "reduced": sorted(engine.reduced),
         }  # fmt: skip
 
     def ready(self) -> bool:
@@ -105,13 +111,6 @@ class EngineAdmin:
         await asyncio.shield(self._takeover)
         return {"role": self.engine.role, "epoch": self.engine.epoch}
 
-    async def load_model(self, version: str, *, by: str, reason: str) -> dict[str, object]:
-        """Refuse: model rollouts go through a new release (issue 8 adds the registry)."""
-        raise ValueError(
-            f"model {version!r}: this engine loads models only through a release manifest;"
-            " deploy a release that names it"
-        )
-
     async def flatten(self, *, by: str, reason: str) -> dict[str, object]:
         """Close every position with reduce-only IOC orders at the touch."""
         if self.engine.manager is None:
@@ -134,3 +133,42 @@ class EngineAdmin:
             )  # fmt: skip
             sent.append(order.client_order_id)
         return {"paused": True, "orders": sent}
+
+    # --- liquidation (engine.live.children) ---------------------------------------------
+    async def reduce(
+        self, symbols: str, *, lift_halt: int = 0, by: str, reason: str
+    ) -> dict[str, object]:
+        """Take symbols (comma-separated, ``*`` all) out of the strategy; their positions."""
+        chosen = children.parse_symbols(self.engine, symbols)
+        return await children.reduce(
+            self.engine, chosen, lift_halt=bool(lift_halt), by=by, reason=reason
+        )
+
+    async def restore(self, symbols: str, *, by: str, reason: str) -> dict[str, object]:
+        """Give symbols back to the strategy."""
+        chosen = children.parse_symbols(self.engine, symbols)
+        return await children.restore(self.engine, chosen, by=by, reason=reason)
+
+    async def child_order(
+        self,
+        client_order_id: str,
+        symbol: str,
+        side: str,
+        qty: str,
+        limit_price: str,
+        *,
+        by: str,
+        reason: str,
+    ) -> dict[str, object]:
+        """Send one reduce-only IOC child with the given id (idempotent by that id)."""
+        if side not in ("buy", "sell"):
+            raise ValueError(f"side must be buy or sell (got {side!r})")
+        return await children.child_order(
+            self.engine, self._children, client_order_id=client_order_id, symbol=symbol,
+            side="buy" if side == "buy" else "sell", qty=qty, limit_price=limit_price,
+        )  # fmt: skip
+
+    async def liquidation_check(self, symbols: str, *, by: str, reason: str) -> dict[str, object]:
+        """Report whether symbols are flat in the journal and at the venue."""
+        chosen = children.parse_symbols(self.engine, symbols)
+        return await children.liquidation_check(self.engine, chosen)

@@ -48,9 +48,20 @@ ENGINE_ACTIONS: Final = (
     "acquire_leadership",
     "load_model",
     "flatten",
+    "model_shadow",
+    "model_canary",
+    "model_promote",
+    "model_abort",
+    "reduce",
+    "restore",
+    "child_order",
+    "liquidation_check",
 )
 ACTIONS: Final = ("halt", *ENGINE_ACTIONS)
 MODEL_VERSION: Final = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+SYMBOL: Final = r"[A-Z0-9]{1,15}/[A-Z0-9]{1,15}"
+SYMBOL_LIST: Final = re.compile(rf"^(\*|{SYMBOL}(,{SYMBOL})*)$")
+DECIMAL: Final = re.compile(r"^[0-9]{1,18}(\.[0-9]{1,18})?$")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -80,6 +91,51 @@ ACTION_FIELDS: Final[dict[str, dict[str, Field]]] = {
     "load_model": {
         "version": Field(kind=str, required=True, pattern=MODEL_VERSION, max_len=64,
                          help="the model version to load"),
+    },
+    "model_shadow": {
+        "version": Field(kind=str, required=True, pattern=MODEL_VERSION, max_len=64,
+                         help="the registered model version to score beside the active one"),
+    },
+    "model_canary": {
+        "version": Field(kind=str, required=True, pattern=MODEL_VERSION, max_len=64,
+                         help="the shadowed candidate"),
+        "fraction": Field(kind=float, required=True, low=0.0, high=1.0,
+                          help="share of the live prediction the candidate carries"),
+    },
+    "model_promote": {
+        "version": Field(kind=str, required=True, pattern=MODEL_VERSION, max_len=64,
+                         help="the candidate to make active"),
+    },
+    "model_abort": {
+        "version": Field(kind=str, pattern=MODEL_VERSION, max_len=64,
+                         help="the version whose rollout to undo (default: any candidate)"),
+    },
+    "reduce": {
+        "symbols": Field(kind=str, required=True, pattern=SYMBOL_LIST,
+                         help="comma-separated symbols (BTC/USDT,ETH/USDT) or * for all"),
+        "lift_halt": Field(kind=int, low=0, high=1,
+                           help="1: raise a HALTED engine to REDUCING (liquidation after a stop)"),
+    },
+    "restore": {
+        "symbols": Field(kind=str, required=True, pattern=SYMBOL_LIST,
+                         help="comma-separated symbols or * for all"),
+    },
+    "child_order": {
+        "client_order_id": Field(kind=str, required=True, max_len=36,
+                                 pattern=re.compile(r"^liq-[A-Za-z0-9._:/-]{1,32}$"),
+                                 help="the child's id, liq-<...> (at most 36 characters)"),
+        "symbol": Field(kind=str, required=True, pattern=re.compile(rf"^{SYMBOL}$"),
+                        help="the symbol, e.g. BTC/USDT"),
+        "side": Field(kind=str, required=True, pattern=re.compile(r"^(buy|sell)$"),
+                      help="buy or sell"),
+        "qty": Field(kind=str, required=True, pattern=DECIMAL, max_len=40,
+                     help="quantity in the base asset, decimal text"),
+        "limit_price": Field(kind=str, required=True, pattern=DECIMAL, max_len=40,
+                             help="IOC limit price, decimal text"),
+    },
+    "liquidation_check": {
+        "symbols": Field(kind=str, required=True, pattern=SYMBOL_LIST,
+                         help="comma-separated symbols or * for all"),
     },
 }  # fmt: skip
 """Each engine action's own fields; they reach its coroutine as keyword arguments."""
@@ -132,6 +188,52 @@ class EngineControl(Protocol):
 
     async def flatten(self, *, by: str, reason: str) -> dict[str, object]:
         """Close every position with risk-reducing orders."""
+        ...
+
+    async def reduce(
+        self, symbols: str, *, lift_halt: int = 0, by: str, reason: str
+    ) -> dict[str, object]:
+        """Take symbols out of the strategy (no quotes, no takers); report their positions."""
+        ...
+
+    async def restore(self, symbols: str, *, by: str, reason: str) -> dict[str, object]:
+        """Give symbols back to the strategy."""
+        ...
+
+    async def child_order(
+        self,
+        client_order_id: str,
+        symbol: str,
+        side: str,
+        qty: str,
+        limit_price: str,
+        *,
+        by: str,
+        reason: str,
+    ) -> dict[str, object]:
+        """Send one reduce-only IOC liquidation child, idempotent by its client id."""
+        ...
+
+    async def liquidation_check(self, symbols: str, *, by: str, reason: str) -> dict[str, object]:
+        """Report whether symbols are flat in the journal and at the venue."""
+        ...
+
+    async def model_shadow(self, version: str, *, by: str, reason: str) -> dict[str, object]:
+        """Fetch ``version`` (checksum verified) and score it beside the active model."""
+        ...
+
+    async def model_canary(
+        self, version: str, fraction: float, *, by: str, reason: str
+    ) -> dict[str, object]:
+        """Let the shadowed candidate carry ``fraction`` of the live prediction."""
+        ...
+
+    async def model_promote(self, version: str, *, by: str, reason: str) -> dict[str, object]:
+        """Hot-swap the candidate in as the active model (journaled at an exact event)."""
+        ...
+
+    async def model_abort(self, version: str = "", *, by: str, reason: str) -> dict[str, object]:
+        """Undo ``version``'s rollout: drop the candidate, or swap the previous model back."""
         ...
 
 

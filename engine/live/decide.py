@@ -55,6 +55,7 @@ from engine.kernels.layout import (
     SI_VALID,
 )
 from engine.kernels.replay_nb import live_fill
+from engine.live.model_slot import ModelSlot
 from engine.live.release import Release
 from engine.replay.state import EngineState
 
@@ -117,6 +118,7 @@ class LiveDecider:
             intent_capacity=INTENT_LOG,
         )
         self.state.params[P_LIVE] = 1.0
+        self.models = ModelSlot(self.state, release.model)  # hot swaps, shadow scoring
         self._ticks, self._lots = tuple(tick_size), tuple(lot_size)
         self._depth = release.config.book_depth
         self._buffer = np.zeros(buffer_events, dtype=EVENT_DTYPE)
@@ -249,6 +251,7 @@ class LiveDecider:
         if events:
             self._record(self._buffer[:events])
             self.state.run(self._buffer, 0, events)
+            self.models.score()  # a shadowed candidate, on the same feature rows
         if int(g[G_TRADING_STATE]) > imposed:  # the drawdown switch lowered it
             self._kernel_state = int(g[G_TRADING_STATE])
         logged = min(int(g[G_INTENTS]), INTENT_LOG)

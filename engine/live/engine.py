@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 from collections.abc import Awaitable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Final, Literal
 
 import asyncpg
@@ -139,9 +140,14 @@ class LiveEngine:
         self._tasks: list[asyncio.Task[Any]] = []
         self.watchdog = StreamWatchdog(venue=session.streams.venue, clock=SystemClock())
         self.shadow_quotes: list[dict[str, int]] = []
+        self.reduced: frozenset[str] = frozenset()  # symbols out of the strategy (liquidation)
         self.decisions = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._step_down_task: asyncio.Task[None] | None = None
+        # one takeover at a time: the leadership loop and an operator's acquire could
+        # otherwise both take the lease (each bumping the epoch) and build two leaders'
+        # parts; a release waits for a takeover under way instead of cutting it in half
+        self._leadership = asyncio.Lock()
         self.gate.on_change(self._gate_changed)
 
     # --- lifecycle ----------------------------------------------------------------------
@@ -230,11 +236,17 @@ class LiveEngine:
         if decision.kernel_state > self.gate.state:  # the drawdown switch lowered it
             self.gate.lower(decision.kernel_state, reason="drawdown switch", by="kernel")
         quotes = self.decider.desired_quotes()
+        takers = decision.takers
+        if self.reduced:  # out of the strategy: no quote rests there, no taker goes there
+            out = {i for i, s in enumerate(self.release.symbols) if s in self.reduced}
+            quotes = [replace(q, price_ticks=0, qty_lots=0) if q.symbol_id in out else q
+                      for q in quotes]  # fmt: skip
+            takers = tuple(t for t in takers if t.symbol_id not in out)
         if self.role == "leader" and self.quotes is not None:
             tick_ns, decided_ns = decision.oldest_receive_ns, time.monotonic_ns()
             self.quotes.sync(quotes, tick_ns=tick_ns, decided_ns=decided_ns)
-            if decision.takers:
-                self.quotes.take(decision.takers, tick_ns=tick_ns, decided_ns=decided_ns)
+            if takers:
+                self.quotes.take(takers, tick_ns=tick_ns, decided_ns=decided_ns)
         # every role keeps its desired quotes: a deploy compares a standby's with the leader's
         self.shadow_quotes = [
             {"symbol_id": q.symbol_id, "side": q.side, "price": q.price_ticks,
@@ -249,9 +261,7 @@ class LiveEngine:
             try:
                 if self.epoch is None:
                     if self.want_lead and self.role != "stopping":
-                        epoch = await self.lease.try_acquire()
-                        if epoch is not None:
-                            await self._lead_or_give_up(epoch)
+                        await self.try_to_lead()
                 else:
                     await self.lease.renew()
             except (LeaseLostError, FencedError) as e:
@@ -321,6 +331,7 @@ class LiveEngine:
                                              by=self.config.instance)  # fmt: skip
         self.recovery = await recover(manager, baseline=baseline)
         await self._load_positions()
+        self.reduced = await load_reduced(self.pool)
         if not self.recovery.ok:
             self.gate.lower(HALTED, reason="startup reconciliation mismatch", by="recovery")
         self.manager = manager
@@ -449,6 +460,14 @@ class LiveEngine:
         task = asyncio.create_task(committer.record([event]))
         task.add_done_callback(_log_failure)
 
+    async def journal(self, kind: JournalKind, body: dict[str, object]) -> bool:
+        """Record one event of the leader's epoch, durably; False when not the leader."""
+        committer = self._committer
+        if committer is None:
+            return False
+        await committer.record([JournalEvent(kind=kind, body=body)])
+        return True
+
     def _on_fill(self, record: FillRecord, *, maker: bool) -> None:
         sid = self.release.symbols.index(record.symbol)
         instrument = self.instruments[sid]
@@ -512,6 +531,24 @@ class LiveEngine:
         if now - self._backlog_since > JOURNAL_BACKLOG_GRACE_S:
             self.gate.hold("journal", REDUCING)
 
+    async def set_reduced(self, symbols: frozenset[str], *, by: str, reason: str) -> None:
+        """Take ``symbols`` (and only them) out of the strategy, journaled for a successor.
+
+        Their desired quotes read as none from the next decision on (so resting quotes
+        are canceled) and their IOC intents are dropped; only liquidation children trade
+        them. A new leader reads the set back (:func:`load_reduced`).
+
+        Raises:
+            ValueError: not the leader (the set would not be journaled).
+        """
+        committer = self._committer
+        if committer is None:
+            raise ValueError("not the leader: only the leader changes what it trades")
+        await committer.record([JournalEvent(kind=JournalKind.TRADING_STATE, body={
+            "reduced": sorted(symbols), "by": by, "reason": reason})])  # fmt: skip
+        self.reduced = symbols
+        self._wake.set()
+
     # --- what the control surface reads -----------------------------------------------
     def market_data_lag_s(self) -> float | None:
         """Return seconds since the last market-data message (None before the first)."""
@@ -526,15 +563,34 @@ class LiveEngine:
         return round(time.monotonic() - self._backlog_since, 3)
 
     async def step_down(self, reason: str, *, release: bool) -> None:
-        """Stop sending, cancel, and release (or just lose) the lease."""
-        await self._step_down(reason, release=release)
+        """Stop sending, cancel, and release (or just lose) the lease.
+
+        Waits for a takeover under way to finish first, so it never tears down a leader
+        half built (which would leave parts sending under a released lease).
+        """
+        async with self._leadership:
+            await self._step_down(reason, release=release)
 
     async def try_to_lead(self) -> None:
-        """Take the lease now if it is free, and lead."""
-        if self.epoch is None:
+        """Take the lease now if it is free, and lead (one takeover at a time)."""
+        async with self._leadership:
+            if self.epoch is not None or self.role == "stopping":
+                return  # led meanwhile (the other path got there first), or shutting down
             epoch = await self.lease.try_acquire()
             if epoch is not None:
                 await self._lead_or_give_up(epoch)
+
+
+async def load_reduced(pool: asyncpg.Pool) -> frozenset[str]:
+    """Return the symbols the journal last recorded as out of the strategy."""
+    body = await pool.fetchval(
+        "SELECT body FROM journal_events WHERE kind = $1 AND body ? 'reduced'"
+        " ORDER BY seq DESC LIMIT 1",
+        JournalKind.TRADING_STATE.value,
+    )
+    if body is None:
+        return frozenset()
+    return frozenset(str(s) for s in json.loads(body)["reduced"])
 
 
 async def _within(work: Awaitable[Any], deadline: float, most_s: float) -> bool:

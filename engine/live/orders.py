@@ -60,6 +60,11 @@ INSTANCE_PATTERN: Final = re.compile(r"^[A-Za-z0-9_.]{1,12}$")
 """Instance ids usable in client order ids: no ``-`` (it separates the parts), and short
 enough that ``<instance>-<epoch>-<seq>`` stays within Binance's 36 characters."""
 
+LIQUIDATION_PREFIX: Final = "liq-"
+"""Client ids of liquidation child orders (``liq-<workflow hash>-<symbol>-<slice>``): given
+by the liquidation workflow, sent by whichever engine leads, and the desk's own in
+recovery and fill adoption like the ``<instance>-`` ids."""
+
 MAX_SEQ: Final = 10**12 - 1
 MAX_EPOCH: Final = 10**10 - 1
 SEND_TIME_SAMPLES: Final = 100_000
@@ -188,6 +193,7 @@ class OrderManager:
         self.fill_cursors: dict[str, int] = {}
         self.fills_recorded = 0
         self.sent_at: dict[str, float] = {}
+        self._resolving: set[str] = set()  # client ids whose resolution is under way
         # (hand-off, answer) monotonic times of the latest sends, for latency benchmarks
         self.send_times: deque[tuple[float, float]] = deque(maxlen=SEND_TIME_SAMPLES)
         self.on_fill: FillListener | None = None
@@ -200,6 +206,7 @@ class OrderManager:
         self._sending = 0
         self._settled = asyncio.Event()
         self._settled.set()
+        self._poll_lock = asyncio.Lock()
         self._snapshot = ManagerSnapshot(
             open_orders=0, unknown_orders=0, fills_recorded=0, positions={}
         )
@@ -243,8 +250,14 @@ class OrderManager:
         price: Decimal | None = None,
         time_in_force: str | None = None,
         reduce_only: bool = False,
+        client_order_id: str | None = None,
+        write_ahead: bool = False,
     ) -> LocalOrder:
         """Journal, gate-check and send one order; return it in its resulting phase.
+
+        ``client_order_id`` overrides the drawn id (liquidation children: the caller owns
+        the id and its uniqueness); ``write_ahead`` makes the send wait for ORDER_NEW to be
+        durable whatever ``send_before_durable`` says.
 
         The returned order is REJECTED (``reason`` says why) when the venue refused it,
         the gate closed before the send, or the venue confirmed it never placed it; it is
@@ -265,7 +278,8 @@ class OrderManager:
         if time_in_force not in (None, "GTC", "IOC", "FOK"):
             raise ValueError(f"time_in_force must be GTC, IOC or FOK (got {time_in_force!r})")
         request = OrderRequest(
-            client_order_id=self.next_client_order_id(), symbol=symbol, side=side, type=type,
+            client_order_id=client_order_id or self.next_client_order_id(), symbol=symbol,
+            side=side, type=type,
             amount=amount, price=price, time_in_force=time_in_force,  # type: ignore[arg-type]
         )  # fmt: skip
         order = self.table.add(LocalOrder(request=request, reduce_only=reduce_only))
@@ -275,7 +289,7 @@ class OrderManager:
             body = request_body(request, reduce_only=reduce_only) | {"epoch": self.epoch}
             durable = await self._enqueue(JournalKind.ORDER_NEW, order, body)
             durable.add_done_callback(_retrieve)  # a send that fails must not orphan it
-            if self.send_before_durable is None or not self.send_before_durable():
+            if write_ahead or self.send_before_durable is None or not self.send_before_durable():
                 await durable  # write-ahead: the intent is durable before the send
             await self._send(order)
             await durable  # FencedError here: sent under a stale epoch; caller steps down
@@ -329,13 +343,29 @@ class OrderManager:
             self.send_times.append((sent_at, self.clock.monotonic()))
 
     async def resolve(self, order: LocalOrder) -> None:
-        """Ask the venue about an UNKNOWN order by client id and journal the answer."""
+        """Ask the venue about an UNKNOWN order by client id and journal the answer.
+
+        One resolution per order at a time: the send that lost its answer and the poll
+        loop both resolve UNKNOWN orders, and two answers would journal the outcome twice.
+        """
+        cid = order.client_order_id
+        if cid in self._resolving:
+            return
+        self._resolving.add(cid)
+        try:
+            await self._resolve(order)
+        finally:
+            self._resolving.discard(cid)
+
+    async def _resolve(self, order: LocalOrder) -> None:
         sent_at = self.sent_at.get(order.client_order_id, self.clock.monotonic())
         try:
             result = await self.client.resolve(order.client_order_id, order.symbol, sent_at=sent_at)
         except (UnknownOutcomeError, TemporaryError) as e:
             log.warning("order_still_unknown", client_order_id=order.client_order_id, error=str(e))
             return
+        if order.phase is not OrderPhase.UNKNOWN:
+            return  # learnt meanwhile (a fill, the open-order refresh): nothing to add
         if isinstance(result, NotPlaced):
             order.to(OrderPhase.REJECTED, reason="not placed")
             await self._record(JournalKind.ORDER_REJECTED, order, {"sent": True})
@@ -433,15 +463,24 @@ class OrderManager:
             # a deposed engine still cancels what it can (DESIGN.md §4, "Leadership")
             log.warning("cancel_not_journaled", client_order_id=venue_order.client_order_id)
 
-    async def poll_fills(self) -> int:
-        """Journal the venue's new fills of our account, then apply them; return how many."""
+    async def poll_fills(self, symbols: Sequence[str] | None = None) -> int:
+        """Journal the venue's new fills of our account, then apply them; return how many.
+
+        ``symbols`` limits the poll (default: every instrument). Serialized: a caller that
+        needs its fills now (a liquidation child) may poll beside the background loop, and
+        two polls from one cursor would apply a fill twice.
+        """
+        async with self._poll_lock:
+            return await self._poll_fills(list(self.instruments) if symbols is None else symbols)
+
+    async def _poll_fills(self, symbols: Sequence[str]) -> int:
         added = 0
         # one round trip for every symbol (a handoff waits on this), then in symbol order
         fetched = await asyncio.gather(*(
             self.account.fetch_fills(symbol, after_trade_id=self.fill_cursors.get(symbol, 0))
-            for symbol in self.instruments
+            for symbol in symbols
         ))  # fmt: skip
-        for symbol, fills in zip(self.instruments, fetched, strict=True):
+        for symbol, fills in zip(symbols, fetched, strict=True):
             records: list[FillRecord] = []
             makers: list[bool] = []
             for f in fills:
@@ -477,7 +516,7 @@ class OrderManager:
         """
         try:
             venue_order = await self.client.fetch_order_by_venue_id(venue_order_id, symbol)
-            if not venue_order.client_order_id.startswith(self.prefix):
+            if not venue_order.client_order_id.startswith((self.prefix, LIQUIDATION_PREFIX)):
                 return None
             known = self.table.get(venue_order.client_order_id)
             if known is not None:  # ours, its venue id not learnt yet: link, don't add

@@ -46,7 +46,7 @@ from engine.live.order_table import (
     OrderTable,
     order_from_body,
 )
-from engine.live.orders import OrderManager
+from engine.live.orders import LIQUIDATION_PREFIX, OrderManager
 
 log = structlog.get_logger(__name__)
 
@@ -253,13 +253,14 @@ async def desk_prefixes(pool: asyncpg.Pool, *, own: str) -> tuple[str, ...]:
     """Return the client-id prefixes of every engine instance that ever led this desk.
 
     Their orders are the desk's: after a handoff or a takeover, the new leader manages
-    (and, at startup, cancels) what a deposed leader left at the venue. Orders of any
-    other prefix (manual trading on the account) are left alone.
+    (and, at startup, cancels) what a deposed leader left at the venue. Liquidation
+    children (:data:`~engine.live.orders.LIQUIDATION_PREFIX`) are the desk's too. Orders
+    of any other prefix (manual trading on the account) are left alone.
     """
     rows = await pool.fetch(
         "SELECT DISTINCT instance FROM journal_events WHERE kind = 'leadership'"
     )
-    return tuple(sorted({own, *(f"{row['instance']}-" for row in rows)}))
+    return tuple(sorted({own, LIQUIDATION_PREFIX, *(f"{row['instance']}-" for row in rows)}))
 
 
 async def _cancel_other_instances_resting(manager: OrderManager) -> None:

@@ -24,6 +24,8 @@ from engine.live.control import ControlConfig
 from engine.live.engine import EngineConfig, open_engine
 from engine.live.release import Release
 from engine.live.safety import SafetyConfig, SafetyThread
+from engine.models.fetch import registry_fetcher
+from infra.model_store import model_store
 
 log = structlog.get_logger(__name__)
 
@@ -90,7 +92,9 @@ async def serve(settings: Settings, options: RunOptions) -> None:
     loop = asyncio.get_running_loop()
     safety = SafetyThread(
         gate=live.gate,
-        control=EngineAdmin(live),
+        control=EngineAdmin(
+            live, fetch_model=registry_fetcher(pool, model_store(settings.storage))
+        ),
         engine_loop=loop,
         exchange=settings.exchange.model_copy(update={"symbols": release.symbols}),
         config=SafetyConfig(

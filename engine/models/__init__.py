@@ -1,5 +1,5 @@
-"""Versioned model weights: artifacts with a checksum, loaded for the inference kernel."""
+"""Versioned model weights: artifacts with a checksum, a registry, training."""
 
-from engine.models.artifact import ModelArtifactError, ModelWeights, default_weights
+from engine.models.artifact import ModelArtifactError, ModelWeights, blend, default_weights
 
-__all__ = ["ModelArtifactError", "ModelWeights", "default_weights"]
+__all__ = ["ModelArtifactError", "ModelWeights", "blend", "default_weights"]

@@ -176,3 +176,39 @@ def default_weights(kind: int = MODEL_LINEAR, *, hidden: int = 8, seed: int = 7)
         version=f"mlp{hidden}-v1", kind=MODEL_MLP, mean=mean, scale=scale,
         w1=w1, b1=np.zeros(hidden), w2=w2, b2=0.0,
     )  # fmt: skip
+
+
+def blend(active: ModelWeights, candidate: ModelWeights, fraction: float) -> ModelWeights:
+    """Return one linear model whose output is ``fraction`` candidate + the rest active.
+
+    Both linear models are affine in the raw features (``w2 . (x - mean) / scale + b2``),
+    so their weighted sum is one affine model: written with ``mean = 0`` and ``scale = 1``
+    it runs in the unchanged inference kernel. This is how a canary lets the candidate
+    carry ``fraction`` of the prediction that prices every quote.
+
+    Raises:
+        ModelArtifactError: a model is not linear, or ``fraction`` is outside [0, 1].
+    """
+    if active.kind != MODEL_LINEAR or candidate.kind != MODEL_LINEAR:
+        raise ModelArtifactError(
+            "a canary blends two linear models; an MLP candidate goes from shadow to promote"
+        )
+    if not 0.0 <= fraction <= 1.0:
+        raise ModelArtifactError(f"canary fraction must be in [0, 1] (got {fraction})")
+
+    def affine(m: ModelWeights) -> tuple[np.ndarray, float]:
+        slope = m.w2 / m.scale
+        return slope, float(m.b2 - np.dot(slope, m.mean))
+
+    slope_a, icpt_a = affine(active)
+    slope_c, icpt_c = affine(candidate)
+    return ModelWeights(
+        version=f"{candidate.version}@{fraction:g}",
+        kind=MODEL_LINEAR,
+        mean=np.zeros(N_FEATURES),
+        scale=np.ones(N_FEATURES),
+        w1=np.zeros((1, N_FEATURES)),
+        b1=np.zeros(1),
+        w2=fraction * slope_c + (1.0 - fraction) * slope_a,
+        b2=fraction * icpt_c + (1.0 - fraction) * icpt_a,
+    )

@@ -17,6 +17,7 @@ from infra.platform import Color, LocalPlatform, PlatformError
 from infra.stack.api_server import ApiServer
 from infra.stack.component import Component, ComponentStatus, Outcome, Progress, SilentProgress
 from infra.stack.exchange_sim_server import ExchangeSimServer
+from infra.stack.flows_server import FlowsServer
 from infra.stack.managed import ManagedServer
 from infra.stack.object_store import ObjectStoreServer
 from infra.stack.paths import StackPaths
@@ -84,6 +85,8 @@ class Stack:
                     database_url=self._prefect_database_url(),
                 )
             )
+        # the flow runner registers its deployments with Prefect (local or BOT4_PREFECT__API_URL)
+        self.servers.append(FlowsServer(paths=self.paths, settings=settings))
         if settings.api_url is None:  # BOT4_API_URL names an API elsewhere: start none here
             self.servers.append(ApiServer(paths=self.paths, settings=settings))
 

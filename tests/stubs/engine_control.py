@@ -83,6 +83,51 @@ class StubEngine:
     async def flatten(self, *, by: str, reason: str) -> dict[str, object]:
         return await self._record("flatten", by=by, reason=reason)
 
+    async def model_shadow(self, version: str, *, by: str, reason: str) -> dict[str, object]:
+        return await self._record("model_shadow", version=version, by=by, reason=reason)
+
+    async def model_canary(
+        self, version: str, fraction: float, *, by: str, reason: str
+    ) -> dict[str, object]:
+        return await self._record(
+            "model_canary", version=version, fraction=str(fraction), by=by, reason=reason
+        )
+
+    async def model_promote(self, version: str, *, by: str, reason: str) -> dict[str, object]:
+        return await self._record("model_promote", version=version, by=by, reason=reason)
+
+    async def model_abort(self, version: str = "", *, by: str, reason: str) -> dict[str, object]:
+        return await self._record("model_abort", version=version, by=by, reason=reason)
+
+    async def reduce(
+        self, symbols: str, *, lift_halt: int = 0, by: str, reason: str
+    ) -> dict[str, object]:
+        return await self._record(
+            "reduce", symbols=symbols, lift_halt=str(lift_halt), by=by, reason=reason
+        )
+
+    async def restore(self, symbols: str, *, by: str, reason: str) -> dict[str, object]:
+        return await self._record("restore", symbols=symbols, by=by, reason=reason)
+
+    async def child_order(
+        self,
+        client_order_id: str,
+        symbol: str,
+        side: str,
+        qty: str,
+        limit_price: str,
+        *,
+        by: str,
+        reason: str,
+    ) -> dict[str, object]:
+        return await self._record(
+            "child_order", client_order_id=client_order_id, symbol=symbol, side=side, qty=qty,
+            limit_price=limit_price, by=by, reason=reason,
+        )  # fmt: skip
+
+    async def liquidation_check(self, symbols: str, *, by: str, reason: str) -> dict[str, object]:
+        return await self._record("liquidation_check", symbols=symbols, by=by, reason=reason)
+
 
 class EngineLoop:
     """The "engine" event loop on its own thread; :meth:`block` makes it stuck."""

@@ -11,6 +11,7 @@ from bot4.settings import (
     ApiSettings,
     DatabaseSettings,
     ExchangeSettings,
+    FlowsSettings,
     PrefectSettings,
     Settings,
     StorageSettings,
@@ -38,7 +39,7 @@ def remove_home(home: Path) -> None:
 
 def stack_settings(home: Path) -> Settings:
     """Return settings for a whole local stack on free ports under ``home``."""
-    pg_a, pg_b, temporal, temporal_ui, prefect, s3, exchange, api, worker = free_ports(9)
+    pg_a, pg_b, temporal, temporal_ui, prefect, s3, exchange, api, worker, flows = free_ports(10)
     return Settings(
         home=home,
         db=DatabaseSettings(primary_port=pg_a, standby_port=pg_b),
@@ -48,6 +49,7 @@ def stack_settings(home: Path) -> Settings:
         exchange=ExchangeSettings(port=exchange),
         api=ApiSettings(port=api),
         worker=WorkerSettings(metrics_port=worker),
+        flows=FlowsSettings(metrics_port=flows),
     )
 
 

@@ -24,11 +24,17 @@ class EmergencyStopInput:
         reason: why the desk stops (required; written to the kill-switch row).
         requested_by: who asked (the kill-switch row's ``changed_by``).
         dry_run: return the plan only: no flag, no halt, no cancel.
+        liquidate: once the stop is verified, start the ``liquidation`` runbook over every
+            symbol (it waits for a second operator's approval, then lifts the halt to
+            REDUCING and unwinds; see runbooks/liquidation.md).
+        liquidation_deadline_s: the chained liquidation's deadline.
     """
 
     reason: str
     requested_by: str = "unknown"
     dry_run: bool = False
+    liquidate: bool = False
+    liquidation_deadline_s: int = 600
 
 
 def workflow_id(request: EmergencyStopInput) -> str:
@@ -151,3 +157,4 @@ class EmergencyStopResult:
     open_orders_left: int = 0
     verify_rounds: int = 0
     duration_ms: int = 0
+    liquidation_workflow_id: str | None = None

@@ -21,6 +21,7 @@ from typing import Final
 from temporalio import workflow
 from temporalio.common import RetryPolicy, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError
+from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from workflows.emergency_stop.activities import EmergencyStopActivities
@@ -32,6 +33,8 @@ with workflow.unsafe.imports_passed_through():
         VerifyInput,
         VerifyResult,
     )
+    from workflows.liquidation.models import LiquidationInput
+    from workflows.liquidation.models import workflow_id as liquidation_workflow_id
 
 STEPS: Final = ("halt_engines", "cancel_venue_orders", "verify", "report")
 VERIFY_ROUNDS: Final = 3
@@ -114,7 +117,9 @@ class EmergencyStopWorkflow:
                 type="EmergencyStopNotVerified",
                 non_retryable=True,
             )
+        liquidation = await self._chain_liquidation(request) if request.liquidate else None
         return EmergencyStopResult(  # report
+            liquidation_workflow_id=liquidation,
             dry_run=False,
             reason=request.reason,
             requested_by=request.requested_by,
@@ -128,6 +133,26 @@ class EmergencyStopWorkflow:
             verify_rounds=rounds,
             duration_ms=int((workflow.now() - started).total_seconds() * 1000),
         )
+
+    async def _chain_liquidation(self, request: EmergencyStopInput) -> str:
+        """Start the all-symbols liquidation as an abandoned child; return its id.
+
+        Abandoned: it outlives this run (it waits for a second operator's approval first).
+        Started only after the stop is verified, and with ``lift_halt``: the liquidation
+        disengages the kill switch and raises the leader from HALTED to REDUCING itself,
+        after the approval, with every symbol out of the strategy.
+        """
+        child = LiquidationInput(
+            all_symbols=True, lift_halt=True, deadline_s=request.liquidation_deadline_s,
+            reason=f"after emergency stop: {request.reason}", requested_by=request.requested_by,
+        )  # fmt: skip
+        wid = liquidation_workflow_id(child)
+        await workflow.start_child_workflow(
+            "liquidation", child, id=wid, parent_close_policy=ParentClosePolicy.ABANDON,
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+        )  # fmt: skip
+        workflow.logger.warning("emergency stop: liquidation %s started", wid)
+        return wid
 
     async def _verify(self, engines: tuple[EngineEndpoint, ...]) -> VerifyResult:
         return await workflow.execute_activity_method(

@@ -1,7 +1,15 @@
 """The control API's routes, one module per area; each route declares its least role."""
 
-from bot4.api.routes import audit, engines, keys, runbooks, status
+from bot4.api.routes import audit, engines, flows, keys, models, runbooks, status
 
-ROUTERS = (status.router, engines.router, keys.router, audit.router, runbooks.router)
+ROUTERS = (
+    status.router,
+    engines.router,
+    keys.router,
+    audit.router,
+    runbooks.router,
+    models.router,
+    flows.router,
+)
 
 __all__ = ["ROUTERS"]

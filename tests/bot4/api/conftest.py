@@ -73,6 +73,8 @@ def api(
         engine_ports=(free_ports(1)[0], free_ports(1)[0]),
         rate_limits={"viewer": VIEWER_LIMIT, "trader": FAST, "operator": FAST, "admin": FAST},
     )
+    # the session stack's Prefect, whose flow runner serves the chores' deployments
+    settings = settings.model_copy(update={"prefect": running_stack.settings.prefect})
     with running_api(settings) as running:
         yield running
 

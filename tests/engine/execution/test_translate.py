@@ -73,6 +73,14 @@ def test_network_failure_of_an_order_send_is_an_unknown_outcome():
     assert error.client_order_id == "b-1-7"
 
 
+@pytest.mark.parametrize("ccxt_error", [ccxt.BadRequest, ccxt.BadSymbol])
+def test_an_order_send_answered_400_is_a_rejection_not_an_unknown_outcome(ccxt_error):
+    error = _translate(ccxt_error('binance {"code": -1013, "msg": "Filter failure: NOTIONAL"}'),
+                       client_order_id="b-1-7")  # fmt: skip
+    assert type(error) is OrderRejectedError
+    assert type(_translate(ccxt_error("binance boom"))) is RequestRejectedError  # not a send
+
+
 def test_throttled_order_send_is_not_an_unknown_outcome():
     assert isinstance(_translate(ccxt.RateLimitExceeded("429"), "b-1-7"), RateLimitedError)
 

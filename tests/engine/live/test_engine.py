@@ -287,3 +287,35 @@ async def test_two_engines_one_leads_the_other_takes_over_fenced(
             if engine.process is not None:
                 await engine.terminate()
         await pool.close()
+
+
+async def test_concurrent_acquires_make_one_leader_at_one_new_epoch(
+    dsn: str, market: int, release: Path, tmp_path: Path
+) -> None:
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
+    engine = EngineProcess(tmp_path, dsn, market, release, color="green", instance="green")
+    engine.args.append("--standby")  # waits for an operator's acquire_leadership
+    await engine.start()
+    try:
+        await engine.wait_for(lambda s: s.get("role") == "standby", within=60, what="standby")
+        headers = {"Authorization": f"Bearer {TOKEN}"}
+        async with aiohttp.ClientSession() as http:
+
+            async def acquire() -> int:
+                url = f"{engine.url}/admin/acquire_leadership"
+                async with http.post(url, headers=headers, json={"reason": "test"}) as answer:
+                    return answer.status
+
+            # two operators (or the leadership loop and one operator) at the same moment
+            assert list(await asyncio.gather(acquire(), acquire())) == [200, 200]
+        status = await engine.wait_for(leader, within=30, what="leader")
+        acquired = await pool.fetch(
+            "SELECT epoch FROM journal_events WHERE kind = 'leadership'"
+            " AND body->>'event' = 'acquired'"
+        )
+        assert [r["epoch"] for r in acquired] == [1], "one takeover, one epoch"
+        assert status["epoch"] == 1
+        assert await pool.fetchval("SELECT epoch FROM engine_leases") == 1
+    finally:
+        await engine.terminate()
+        await pool.close()

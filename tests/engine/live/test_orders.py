@@ -20,7 +20,14 @@ from engine.live.order_table import (
     OrderTable,
 )
 from engine.live.orders import OrderManager, OrderManagerConfig
-from tests.engine.live.harness import Rig, resting_price, rig, set_fault, venue_client_ids
+from tests.engine.live.harness import (
+    Rig,
+    clear_faults,
+    resting_price,
+    rig,
+    set_fault,
+    venue_client_ids,
+)
 from tests.stubs.exchange_sim import ThreadedSim, sim_config
 
 P = OrderPhase
@@ -188,6 +195,35 @@ async def test_a_lost_answer_ends_neither_lost_nor_duplicated(live: Rig, port: i
     assert (await venue_client_ids(live.venue, "BTC/USDT")).count(order.client_order_id) == 1
     assert await kinds(live.pool, order.client_order_id) == [
         "order_new", "order_unknown", "order_acked",
+    ]  # fmt: skip
+
+
+async def test_an_unknown_order_resolved_by_two_paths_at_once_is_journaled_once(
+    live: Rig, port: int
+) -> None:
+    price = await resting_price(live.venue, "BTC/USDT", side="buy")
+    await set_fault(port, "error_rate", share=1.0)  # 503 before anything: never placed
+    try:
+        send = asyncio.create_task(live.manager.submit(
+            symbol="BTC/USDT", side="buy", type="limit", amount=Decimal("0.001"), price=price
+        ))  # fmt: skip
+        unknown: list[LocalOrder] = []
+        for _ in range(100):  # the send lost its answer and now resolves it (503s still)
+            unknown = [o for o in live.manager.table.live() if o.phase is P.UNKNOWN]
+            if unknown:
+                break
+            await asyncio.sleep(0.05)
+        (order,) = unknown
+        # meanwhile the poll loop resolves the same order (what poll_once does)
+        poll = asyncio.create_task(live.manager.resolve(order))
+        await asyncio.sleep(0.2)
+    finally:
+        await clear_faults(port)
+    await asyncio.wait_for(asyncio.gather(send, poll), 30)
+    await live.manager.resolve(order)  # and once more afterwards: nothing left to learn
+    assert order.phase is P.REJECTED
+    assert await kinds(live.pool, order.client_order_id) == [
+        "order_new", "order_unknown", "order_rejected",
     ]  # fmt: skip
 
 

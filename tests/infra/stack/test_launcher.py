@@ -144,7 +144,8 @@ def test_status_json_reports_every_component_healthy(running_stack: Stack) -> No
     document = json.loads(done.stdout)
     names = [c["name"] for c in document["components"]]
     assert names == [
-        "postgres-a", "postgres-b", "s3", "exchange-sim", "temporal", "worker", "prefect", "api",
+        "postgres-a", "postgres-b", "s3", "exchange-sim", "temporal", "worker", "prefect",
+        "flows", "api",
     ]  # fmt: skip
     assert all(c["healthy"] is True and isinstance(c["pid"], int) for c in document["components"])
     assert document["healthy"] is True

@@ -1,0 +1,81 @@
+"""``bot4 flows serve`` against the real Prefect server: a scheduled run fires on time.
+
+The runner runs as a subprocess exactly as the stack starts it, with every flow on a
+5-second interval and its own deployment name (the session stack's runner serves the
+cron deployments beside it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import time
+import uuid
+from datetime import datetime
+from typing import Any
+
+import httpx
+import pytest
+
+from flows.deployments import prefect_environment
+from infra.stack.launcher import Stack
+from tests.stubs.ports import free_ports
+
+pytestmark = pytest.mark.timeout(120)
+
+
+async def _runs(api: str, deployment_id: str) -> list[dict[str, Any]]:
+    async with httpx.AsyncClient(timeout=10) as http:
+        answer = await http.post(
+            f"{api}/flow_runs/filter",
+            json={"deployments": {"id": {"any_": [deployment_id]}}, "sort": "START_TIME_DESC"},
+        )
+        answer.raise_for_status()
+        return list(answer.json())
+
+
+async def _deployment_id(api: str, flow: str, name: str) -> str | None:
+    async with httpx.AsyncClient(timeout=10) as http:
+        answer = await http.get(f"{api}/deployments/name/{flow}/{name}")
+        return str(answer.json()["id"]) if answer.status_code == 200 else None
+
+
+async def test_scheduled_backup_fires_within_seconds_and_completes(
+    running_stack: Stack,
+) -> None:
+    settings = running_stack.settings
+    name = f"t-{uuid.uuid4().hex[:6]}"
+    env = {**os.environ, **settings.to_env(), **prefect_environment(settings),
+           "BOT4_FLOWS__INTERVAL_S": "5",
+           "BOT4_FLOWS__METRICS_PORT": str(free_ports(1)[0])}  # fmt: skip
+    api = settings.prefect.effective_api_url()
+    with (settings.home / "log" / f"flows-{name}.log").open("wb") as log:
+        runner = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot4", "flows", "serve", "--name", name,
+            env=env, stdout=log, stderr=log, start_new_session=True,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 90
+        completed: dict[str, Any] | None = None
+        deployment = None
+        while time.monotonic() < deadline and completed is None:
+            await asyncio.sleep(1)
+            deployment = deployment or await _deployment_id(api, "backup", name)
+            if deployment is None:
+                continue
+            runs = await _runs(api, deployment)
+            done = [r for r in runs if (r.get("state") or {}).get("type") == "COMPLETED"]
+            completed = done[0] if done else None
+        assert completed is not None, "no scheduled backup run completed in 90 s"
+        expected = datetime.fromisoformat(str(completed["expected_start_time"]))
+        started = datetime.fromisoformat(str(completed["start_time"]))
+        assert (started - expected).total_seconds() < 10
+    finally:
+        os.killpg(runner.pid, signal.SIGTERM)
+        try:
+            await asyncio.wait_for(runner.wait(), 20)
+        except TimeoutError:
+            os.killpg(runner.pid, signal.SIGKILL)
+            await runner.wait()

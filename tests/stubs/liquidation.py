@@ -1,0 +1,205 @@
+"""Builders for liquidation tests: a position to unwind, a worker, the venue's view.
+
+Everything is real: the engine (``bot4 engine run`` on LocalPlatform), PostgreSQL, the
+simulator and Temporal. A position is made the way a desk gets one: a second account of
+the simulator sells into the engine's resting bid until the engine is long enough.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from temporalio.client import Client, WorkflowHandle
+from temporalio.worker import Worker
+
+from engine.live.control import post_admin
+from tests.stubs.deploy import RELEASE, Desk, eventually
+from tests.stubs.engine_control import TOKEN
+from tests.stubs.exchange_sim import OTHER_KEY, OTHER_SECRET, ccxt_binance
+from tests.stubs.stack import settings_env
+from workflows.liquidation import LiquidationInput, LiquidationResult, LiquidationWorkflow
+from workflows.liquidation import workflow_id as liquidation_id
+from workflows.liquidation.activities import LiquidationActivities, LiquidationConfig
+from workflows.registry import liquidation_activities
+
+SYMBOL = "BTC/USDT"
+LOT = Decimal("0.00001")
+
+
+async def position_lots(desk: Desk, symbol: str = SYMBOL) -> int:
+    """Return the leader's journaled position in lots (0 when blue does not answer)."""
+    status = await desk.status("blue")
+    return 0 if status is None else int(status["positions"][symbol])
+
+
+def write_liquidation_release(folder: Path) -> Path:
+    """Write the test release with quotes of 100 lots and no stop-loss (a stable position)."""
+    document = json.loads(json.dumps(RELEASE))
+    document["version"] = f"liq{uuid.uuid4().hex[:8]}"
+    document["strategy"]["quote_lots"] = 100
+    document["post_trade"]["stop_loss_ticks"] = 10_000_000
+    path = folder / f"release-{document['version']}.json"
+    path.write_text(json.dumps(document))
+    return path
+
+
+async def build_long(
+    desk: Desk, port: int, lots: int, *, symbol: str = SYMBOL, freeze: bool = True
+) -> int:
+    """Sell into blue's bid from the other account until blue is long ``lots``; return it.
+
+    ``freeze``: then take the symbol out of the strategy (engine action ``reduce``), so
+    the position stays what it is until the liquidation trades it.
+    """
+    other = ccxt_binance(port, key=OTHER_KEY, secret=OTHER_SECRET)
+    try:
+        await other.load_markets()
+        for _ in range(200):
+            held = await position_lots(desk, symbol)
+            if held >= lots:
+                if not freeze:
+                    return held
+                answer = await admin(desk, "reduce", symbols=symbol)
+                return int(answer["result"]["positions"][symbol]["lots"])
+            await other.create_order(symbol, "market", "sell", float(LOT * 100))
+            await asyncio.sleep(0.3)  # the engine records the fill and quotes again
+    finally:
+        await other.close()
+    raise AssertionError(f"blue never got long {lots} lots of {symbol}")
+
+
+async def market_buys(port: int, *, lots: int, every_s: float, stop: asyncio.Event,
+                      symbol: str = SYMBOL) -> int:  # fmt: skip
+    """Buy ``lots`` at market from the other account every ``every_s``; return lots bought.
+
+    The only volume of a quiet market: what a participation cap may take a share of.
+    """
+    other = ccxt_binance(port, key=OTHER_KEY, secret=OTHER_SECRET)
+    bought = 0
+    try:
+        await other.load_markets()
+        while not stop.is_set():
+            await other.create_order(symbol, "market", "buy", float(LOT * lots))
+            bought += lots
+            with suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), every_s)
+    finally:
+        await other.close()
+    return bought
+
+
+async def admin(desk: Desk, action: str, **fields: Any) -> dict[str, Any]:
+    """Call an admin action of blue; return the whole answer (status and body)."""
+    answer = await post_admin(desk.url("blue"), action, token=TOKEN,
+                              payload={"by": "test", "reason": "test", **fields})  # fmt: skip
+    return {"status": answer.status, **answer.body}
+
+
+def request(**fields: Any) -> LiquidationInput:
+    """A liquidation of BTC/USDT with short periods (tests override what they probe)."""
+    values: dict[str, Any] = {
+        "symbols": (SYMBOL,), "deadline_s": 30, "slice_interval_ms": 300, "band_bps": 50.0,
+        "requested_by": "alice", "reason": "test",
+    }  # fmt: skip
+    values.update(fields)
+    return LiquidationInput(**values)
+
+
+async def start(
+    client: Client, liquidation: LiquidationInput, task_queue: str
+) -> WorkflowHandle[LiquidationWorkflow, LiquidationResult]:
+    """Start a liquidation on ``task_queue`` under its business id."""
+    return await client.start_workflow(
+        LiquidationWorkflow.run, liquidation, id=liquidation_id(liquidation),
+        task_queue=task_queue,
+    )  # fmt: skip
+
+
+@asynccontextmanager
+async def liquidation_worker(desk: Desk) -> AsyncIterator[tuple[Client, str]]:
+    """Run a worker of the liquidation workflow in-process on a unique task queue."""
+    settings = desk.settings
+    client = await Client.connect(
+        settings.temporal.effective_address(), namespace=settings.temporal.namespace
+    )
+    task_queue = f"liquidation-test-{uuid.uuid4().hex}"
+    activities = LiquidationActivities(LiquidationConfig.from_settings(settings))
+    async with Worker(client, task_queue=task_queue, workflows=[LiquidationWorkflow],
+                      activities=liquidation_activities(activities)):  # fmt: skip
+        yield client, task_queue
+
+
+class WorkerProcess:
+    """``python -m tests.stubs.deploy_worker`` (the whole bot4 worker) with the desk's settings."""
+
+    def __init__(self, desk: Desk, task_queue: str, log: Path) -> None:
+        self.env = settings_env(desk.settings)
+        self.task_queue = task_queue
+        self.log = log
+        self.process: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> None:
+        with self.log.open("ab") as out:
+            self.process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "tests.stubs.deploy_worker", self.task_queue,
+                env=self.env, stdout=out, stderr=out,
+            )  # fmt: skip
+
+    async def kill(self) -> None:
+        if self.process is not None and self.process.returncode is None:
+            self.process.kill()  # SIGKILL: the unwind is cut midway
+            await self.process.wait()
+
+
+async def venue_children(venue: Any, symbol: str = SYMBOL) -> list[dict[str, Any]]:
+    """Return every liq- order the venue took on ``symbol`` (ccxt's order documents)."""
+    orders = await venue.rest.exchange.fetch_orders(symbol, None, 1000)
+    return [o for o in orders if str(o["clientOrderId"]).startswith("liq-")]
+
+
+async def children_sent(desk: Desk) -> int:
+    """Return how many liq- children the journal has."""
+    return int(await desk.pool.fetchval(
+        "SELECT count(*) FROM journal_events WHERE kind = 'order_new'"
+        " AND client_order_id LIKE 'liq-%'"))  # fmt: skip
+
+
+async def assert_children_once_and_never_oversold(
+    desk: Desk, venue: Any, start_lots: int, *, symbol: str = SYMBOL
+) -> None:
+    """No child id twice at the venue or in the journal; sold at most the position."""
+    children = await venue_children(venue, symbol)
+    ids = [str(o["clientOrderId"]) for o in children]
+    assert ids, "no child reached the venue"
+    assert [c for c, n in Counter(ids).items() if n > 1] == []
+    journaled = await desk.pool.fetch(
+        "SELECT client_order_id, count(*) AS n FROM journal_events WHERE kind = 'order_new'"
+        " AND client_order_id LIKE 'liq-%' GROUP BY client_order_id"
+    )
+    assert all(r["n"] == 1 for r in journaled), journaled
+    assert sorted(r["client_order_id"] for r in journaled) == sorted(ids)
+    sold = sum(Decimal(str(o["filled"])) for o in children if o["side"] == "sell")
+    assert sold <= LOT * start_lots, f"sold {sold} of a {LOT * start_lots} position"
+    unattributed = await desk.pool.fetchval(
+        "SELECT count(*) FROM fills WHERE symbol = $1 AND coalesce(client_order_id, '') = ''",
+        symbol,
+    )
+    assert unattributed == 0  # every fill of ours kept its client id (adopted if need be)
+
+
+async def wait_children(desk: Desk, at_least: int, *, within: float = 60) -> None:
+    """Wait until the journal has ``at_least`` children."""
+
+    async def enough() -> bool:
+        return await children_sent(desk) >= at_least
+
+    await eventually(enough, within=within, what=f"{at_least} liquidation children sent")
