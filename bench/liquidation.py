@@ -243,6 +243,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.lots < 20:
         parser.error(f"--lots must be >= 20 (got {args.lots})")
+    import structlog  # the in-process simulator logs: to stderr, stdout is the report's
+
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
     home = Path(tempfile.mkdtemp(prefix="bot4-bench-liquidation-", dir="/tmp"))
     home.chmod(0o755)  # the unprivileged PostgreSQL user must reach it
     settings = bench_settings(home, args.seed)

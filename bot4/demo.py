@@ -13,6 +13,7 @@ from typing import Any
 
 from bot4 import console
 from bot4.commands import print_status
+from bot4.demo_liquidation import liquidate
 from bot4.demo_models import prepare_models, roll_out_second
 from bot4.demo_rollout import run_rollouts
 from bot4.demo_trading import DEMO_RELEASE, demo_platform, run_trading, stop_engines
@@ -101,7 +102,9 @@ async def run_desk(
         steps.add("engine", ok=trading.ok, seconds=trading.seconds, detail=trading.detail,
                   part=("trading", trading.as_json()))  # fmt: skip
         if rollouts and trading.ok:
-            console.say("5/7 rollouts: a second release, a bad third one, a new model version")
+            console.say(
+                "5/7 rollouts (a second release, a bad third one, a new model version), liquidation"
+            )
             for outcome in await run_rollouts(settings, base=release, run_id=run_id, quiet=quiet):
                 seconds = None if outcome.result is None else outcome.result.duration_s
                 steps.add(f"rollout {outcome.version}", ok=outcome.ok, seconds=seconds,
@@ -109,6 +112,11 @@ async def run_desk(
             models = await roll_out_second(settings, models, quiet=quiet)
             steps.add(f"model {models.second}", ok=models.ok, seconds=models.seconds,
                       detail=models.detail, part=("models", models.as_json()))  # fmt: skip
+            console.say("  liquidation of every position, in child orders of the leader")
+            symbols = tuple(str(s) for s in DEMO_RELEASE["symbols"])
+            flat = await liquidate(settings, symbols=symbols, quiet=quiet)
+            steps.add("liquidation", ok=flat.ok, seconds=flat.seconds, detail=flat.detail,
+                      part=("liquidation", flat.as_json()))  # fmt: skip
     finally:
         stopped = await asyncio.to_thread(stop_engines, platform)
         if stopped:
@@ -185,6 +193,8 @@ def run_demo(
             done += ", the engine traded"
         if "rollouts" in desk.parts:
             done += "; a release rolled out, a bad one rolled back, a model rolled out"
+        if "liquidation" in desk.parts:
+            done += ", positions liquidated"
         if "chores" in desk.parts:
             done += "; backup verified, reconciled, report written"
         console.say(f"demo: {done}" if ok else f"demo: FAILED ({', '.join(desk.failed)})")

@@ -200,6 +200,15 @@ class EngineSettings(_Group):
             " token created once in <home>/engine/control.token (mode 0600)."
         ),
     )
+    admin_call_timeout_s: float = Field(
+        default=5.0,
+        gt=0,
+        le=300,
+        description=(
+            "How long an admin call waits for the engine loop before answering 503 (the"
+            " action itself goes on: a step-down always runs to its end)."
+        ),
+    )
 
     @field_validator("control_token")
     @classmethod

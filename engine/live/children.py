@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Final, Literal
 import structlog
 
 from engine.dtypes import HALTED, REDUCING
+from engine.errors import EngineError
 from engine.execution import OrderNotFoundError
 from engine.live.baseline import load_baseline
 from engine.live.order_table import LocalOrder, OrderPhase
@@ -110,7 +111,7 @@ async def reduce(
     for order in _resting(manager, symbols):  # no decision came: cancel them here
         try:
             await manager.cancel(order.client_order_id)
-        except (OrderNotFoundError, ValueError) as e:
+        except (EngineError, ValueError) as e:  # ended meanwhile, or never reached the venue
             log.warning("reduce_cancel_failed", client_order_id=order.client_order_id,
                         error=str(e))  # fmt: skip
     await manager.poll_fills()  # fills of the quotes just canceled count in the position
@@ -124,7 +125,8 @@ async def reduce(
 def _resting(manager: OrderManager, symbols: frozenset[str]) -> list[LocalOrder]:
     return [
         o for s in symbols for o in manager.table.live(s)
-        if o.phase in (OrderPhase.ACKED, OrderPhase.PARTIALLY_FILLED, OrderPhase.IN_FLIGHT)
+        if o.phase in (OrderPhase.NEW, OrderPhase.IN_FLIGHT, OrderPhase.ACKED,
+                       OrderPhase.PARTIALLY_FILLED)
         and not o.client_order_id.startswith(LIQUIDATION_PREFIX)
     ]  # fmt: skip
 

@@ -99,7 +99,8 @@ async def serve(settings: Settings, options: RunOptions) -> None:
         exchange=settings.exchange.model_copy(update={"symbols": release.symbols}),
         config=SafetyConfig(
             control=ControlConfig(host=settings.engine.host, port=port,
-                                  token=control_token(settings)),
+                                  token=control_token(settings),
+                                  engine_call_timeout_s=settings.engine.admin_call_timeout_s),
         ),
         dsn=config.dsn,
     )  # fmt: skip

@@ -107,7 +107,7 @@ async def admin(desk: Desk, action: str, **fields: Any) -> dict[str, Any]:
 def request(**fields: Any) -> LiquidationInput:
     """A liquidation of BTC/USDT with short periods (tests override what they probe)."""
     values: dict[str, Any] = {
-        "symbols": (SYMBOL,), "deadline_s": 30, "slice_interval_ms": 300, "band_bps": 50.0,
+        "symbols": (SYMBOL,), "deadline_s": 60, "slice_interval_ms": 300, "band_bps": 50.0,
         "requested_by": "alice", "reason": "test",
     }  # fmt: skip
     values.update(fields)
@@ -161,9 +161,19 @@ class WorkerProcess:
 
 
 async def venue_children(venue: Any, symbol: str = SYMBOL) -> list[dict[str, Any]]:
-    """Return every liq- order the venue took on ``symbol`` (ccxt's order documents)."""
-    orders = await venue.rest.exchange.fetch_orders(symbol, None, 1000)
-    return [o for o in orders if str(o["clientOrderId"]).startswith("liq-")]
+    """Return every liq- order the venue took on ``symbol`` (ccxt's order documents).
+
+    Paged by order id (``allOrders`` answers oldest first, 1000 at most): the engine's
+    quoting alone places more than that in a minute.
+    """
+    children: list[dict[str, Any]] = []
+    next_id = 0
+    while True:
+        page = await venue.rest.exchange.fetch_orders(symbol, None, 1000, {"orderId": next_id})
+        children += [o for o in page if str(o["clientOrderId"]).startswith("liq-")]
+        if len(page) < 1000:
+            return children
+        next_id = max(int(o["id"]) for o in page) + 1
 
 
 async def children_sent(desk: Desk) -> int:

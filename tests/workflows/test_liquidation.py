@@ -115,8 +115,8 @@ async def test_worker_killed_mid_unwind_resumes_and_ends_flat_without_repeating_
     worker = WorkerProcess(desk, f"liq-kill-{uuid.uuid4().hex}", tmp_path / "worker.log")
     await worker.start()
     try:
-        # TWAP over 25 s in 400 ms slices: ~10 lots a child (the venue minimum)
-        handle = await start(client, request(deadline_s=25, slice_interval_ms=400),
+        # 400 ms slices of ~10 lots (the venue minimum: TWAP shares are smaller)
+        handle = await start(client, request(deadline_s=60, slice_interval_ms=400),
                              worker.task_queue)  # fmt: skip
         await wait_children(desk, 3)
         await worker.kill()  # the unwind activity dies between (or inside) slices
@@ -154,7 +154,7 @@ async def test_engine_killed_mid_unwind_recovers_the_children_and_ends_flat(
     (release,) = await asyncio.to_thread(lambda: list(tmp_path.glob("release-*.json")))
 
     async with liquidation_worker(desk) as (client, task_queue):
-        handle = await start(client, request(deadline_s=40, slice_interval_ms=400), task_queue)
+        handle = await start(client, request(deadline_s=90, slice_interval_ms=400), task_queue)
         await wait_children(desk, 3)
         pid = desk.platform.status("blue").pid
         assert pid is not None

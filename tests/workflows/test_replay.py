@@ -6,7 +6,9 @@ old one, a different timer) breaks every run in flight during a deploy of the wo
 The histories under ``histories/`` were recorded from real runs on the local stack (the
 Temporal dev server, real engines and the simulator): a completed blue-green rollout with
 an approved handoff, one rolled back at the shadow gate, one rolled back during the bake
-after a handoff, an emergency stop, and a stack check with an approved guarded step.
+after a handoff, an emergency stop, a stack check with an approved guarded step, a model
+rollout that promoted its candidate and a liquidation that ended flat (the last two from
+``make demo``).
 Replaying needs no server. When a workflow must change incompatibly, use
 ``workflow.patched`` and keep these files; record new ones next to them.
 """

@@ -252,13 +252,16 @@ async def test_a_release_outlasting_its_control_call_still_finishes_the_step_dow
     venue = await open_venue(market)
     pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
     # a long TTL: a lease the step-down failed to release would stay held through the test
-    engine = await EngineProcess(tmp_path, dsn, market, release, color="blue",
-                                 instance="blue", lease_ttl=60.0).start()  # fmt: skip
+    engine = EngineProcess(tmp_path, dsn, market, release, color="blue", instance="blue",
+                           lease_ttl=60.0)  # fmt: skip
+    engine.env["BOT4_ENGINE__ADMIN_CALL_TIMEOUT_S"] = "1"
+    await engine.start()
     try:
         await engine.wait_for(leader, within=60, what="leader")
         await until(lambda: _sent(pool, 5), within=30)
-        # every REST answer takes 1.5 s: settling, listing and cancelling take longer than
-        # the control call waits (5 s), as on a venue that slows down during a handoff
+        # every REST answer takes 1.5 s: even the shortest step-down (list open orders, poll
+        # fills) outlasts the control call's 1 s wait, the longest stays within the 15 s
+        # budget: a venue that slows down during a handoff
         await set_fault(market, "latency", ms=1500)
         async with (
             aiohttp.ClientSession() as http,
@@ -270,7 +273,7 @@ async def test_a_release_outlasting_its_control_call_still_finishes_the_step_dow
         async def released() -> bool:
             return await pool.fetchval("SELECT holder FROM engine_leases") is None
 
-        await until(released, within=20)  # ... and the step-down went on to the end
+        await until(released, within=30)  # ... and the step-down went on to the end
         assert await released(), engine.tail()
         await clear_faults(market)
         status = await engine.wait_for(lambda s: s["role"] == "standby", within=5, what="standby")
