@@ -29,6 +29,8 @@ ENGINE_ACTIONS: Final = {
     "release-leadership": "stop sending, cancel, give up the trading lease [operator]",
     "acquire-leadership": "take the trading lease if it is free [operator]",
     "load-model": "load and activate a model version [operator]",
+    "reduce": "take symbols out of the strategy: no quotes, only liquidation trades them [trader]",
+    "restore": "give symbols back to the strategy (after a liquidation) [operator]",
 }
 
 
@@ -140,4 +142,7 @@ def configure_engine_actions(actions: Any) -> None:
         sub.add_argument("--color", choices=("blue", "green", "all"), default="all")
         if name == "load-model":
             sub.add_argument("--version", required=True, help="model version to load")
+        if name in ("reduce", "restore"):
+            sub.add_argument("--symbol", action="append", required=True, metavar="SYMBOL",
+                             help="BTC/USDT (repeat for more; * for every symbol)")  # fmt: skip
         sub.add_argument("--json", action="store_true", help="print a JSON document")

@@ -284,9 +284,11 @@ def engine_action(args: argparse.Namespace, settings: Settings) -> int:
 
     def call() -> int:
         action = str(args.engine_command).replace("-", "_")
-        body = {"reason": args.reason}
+        body: dict[str, object] = {"reason": args.reason}
         if action == "load_model":
             body["version"] = args.version
+        if action in ("reduce", "restore"):
+            body["symbols"] = list(args.symbol)
         answer = client_for(settings).post(
             f"/v1/engines/{args.color}/{action}", body, accept=(502, 503)
         )

@@ -95,5 +95,30 @@ async def liquidate(
         demo.detail = f"NOT flat: {left} remain after {slices} slices (positions were {before})"
     demo.result = {"flat": result.flat, "slices": slices, "shortfall_bps": result.shortfall_bps,
                    "positions_before": before}  # fmt: skip
+    # the symbols stay out of the strategy after a liquidation (journaled, so the next
+    # leader keeps them out) until an operator gives them back; the demo does, or the
+    # next `make demo` would start an engine that quotes nothing
+    restored = await _restore(settings, symbols)
+    if not restored:
+        demo.ok = False
+        demo.detail += "; could not give the symbols back to the strategy (POST /admin/restore)"
     demo.seconds = time.monotonic() - started
     return demo
+
+
+async def _restore(settings: Settings, symbols: tuple[str, ...]) -> bool:
+    """Give ``symbols`` back to the strategy on the leading engine; return whether it did."""
+    from engine.live.control import ControlUnreachableError, post_admin
+    from engine.live.run import control_token
+
+    token = control_token(settings)
+    for port in (settings.engine.blue_control_port, settings.engine.green_control_port):
+        url = f"http://{settings.engine.host}:{port}"
+        try:
+            payload = {"symbols": ",".join(symbols), "by": "demo", "reason": "demo is done"}
+            answer = await post_admin(url, "restore", token=token, payload=payload)
+        except ControlUnreachableError:
+            continue
+        if answer.status == 200:
+            return True
+    return False

@@ -88,16 +88,28 @@ class Engines:
         return list(await asyncio.gather(*(self.status(c) for c in self.colors(color))))
 
     async def admin(
-        self, color: str, action: str, *, by: str, reason: str, version: str | None = None
+        self,
+        color: str,
+        action: str,
+        *,
+        by: str,
+        reason: str,
+        version: str | None = None,
+        fields: Mapping[str, object] | None = None,
     ) -> list[dict[str, object]]:
-        """Run an admin action on every engine ``color`` names; one row per engine."""
+        """Run an admin action on every engine ``color`` names; one row per engine.
+
+        ``fields`` are the action's own (checked by the API's body model and again by the
+        engine's control server).
+        """
         # what engines receive, they log: no secret may ride along in free text
-        payload = {
+        payload: dict[str, object] = {
             "by": self._scrubber.text(by)[:100],
             "reason": traced(self._scrubber.text(reason), limit=500),
         }
         if version is not None:
             payload["version"] = version
+        payload |= dict(fields or {})
 
         async def call(engine: str) -> dict[str, object]:
             url = self._endpoints[engine]

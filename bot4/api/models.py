@@ -47,6 +47,14 @@ class LoadModelBody(ReasonBody):
     version: str = Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")
 
 
+class SymbolsBody(ReasonBody):
+    """Which symbols leave (reduce) or rejoin (restore) the strategy; ``*`` means all."""
+
+    symbols: list[Annotated[str, Field(pattern=r"^([A-Z0-9]{1,15}/[A-Z0-9]{1,15}|\*)$")]] = Field(
+        min_length=1, max_length=50
+    )
+
+
 class HaltBody(_Body):
     """A desk halt: the kill-switch flag and the engines' own halt."""
 

@@ -1,8 +1,8 @@
 """Engine admin actions proxied to the engines' control endpoints, and the desk halt.
 
 Each action's least role follows the desk's rule "anyone may lower risk, only an operator
-raises it": halt, pause and drain need a trader; resume, leadership moves, model loads
-and flatten need an operator.
+raises it": halt, pause, drain and reduce need a trader; resume, leadership moves, model
+loads, flatten and restore need an operator.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 
 from bot4.api.auth import Operator, ServicesDep, Trader, Viewer, actor, route_options
 from bot4.api.keys import KeyRecord
-from bot4.api.models import Color, HaltBody, LoadModelBody, ReasonBody, ResumeBody
+from bot4.api.models import Color, HaltBody, LoadModelBody, ReasonBody, ResumeBody, SymbolsBody
 from bot4.api.roles import Role
 from bot4.api.runtime import Services
 
@@ -30,6 +30,8 @@ ACTION_ROLES: Final = {
     "acquire_leadership": Role.OPERATOR,
     "flatten": Role.OPERATOR,
     "load_model": Role.OPERATOR,
+    "reduce": Role.TRADER,  # out of the strategy: lowers risk
+    "restore": Role.OPERATOR,  # back into the strategy: raises it
 }
 ColorPath = Annotated[Color, Path(description="Engine color, or all")]
 
@@ -141,10 +143,37 @@ async def _load_model(
     return _answer({"action": "load_model", "engines": rows}, rows)
 
 
+async def _symbols_action(
+    action: str, color: str, body: SymbolsBody, key: KeyRecord, services: Services
+) -> JSONResponse:
+    rows = await services.engines.admin(
+        color, action, by=actor(key), reason=body.reason, fields={"symbols": ",".join(body.symbols)}
+    )
+    return _answer({"action": action, "engines": rows}, rows)
+
+
+async def _reduce(
+    color: ColorPath, body: SymbolsBody, key: Trader, services: ServicesDep
+) -> JSONResponse:
+    return await _symbols_action("reduce", color, body, key, services)
+
+
+async def _restore(
+    color: ColorPath, body: SymbolsBody, key: Operator, services: ServicesDep
+) -> JSONResponse:
+    return await _symbols_action("restore", color, body, key, services)
+
+
+_SPECIAL: Final[dict[str, Action]] = {
+    "load_model": _load_model,
+    "reduce": _reduce,
+    "restore": _restore,
+}
+
 for _action, _role in ACTION_ROLES.items():
     router.add_api_route(
         f"/engines/{{color}}/{_action}",
-        _load_model if _action == "load_model" else _action_route(_action, _role),
+        _SPECIAL.get(_action) or _action_route(_action, _role),
         methods=["POST"],
         name=f"engine_{_action}",
         summary=f"{_action.replace('_', ' ').capitalize()} the engine(s) (role {_role.label})",

@@ -95,6 +95,33 @@ async def test_trader_pauses_an_engine_through_the_api_named_as_its_key(
     assert len(blue.engine.calls) == 1
 
 
+async def test_symbols_leave_the_strategy_by_a_trader_and_come_back_by_an_operator(
+    api: RunningApi, keys: Keys, blue: BlueEngine
+):
+    trader = await keys.create("trader", name="cli-trader")
+    operator = await keys.create("operator", name="cli-operator")
+    as_trader = cli_env(api.settings, BOT4_API_KEY=trader["key"])
+    as_operator = cli_env(api.settings, BOT4_API_KEY=operator["key"])
+    reduce = await run_bot4(as_trader, "engine", "reduce", "--symbol", "BTC/USDT", "--symbol",
+                            "ETH/USDT", "--reason", "incident", "--color", "blue")  # fmt: skip
+    assert reduce.returncode == 0, reduce.stderr
+    action, fields = blue.engine.calls[-1]
+    assert (action, fields["symbols"]) == ("reduce", "BTC/USDT,ETH/USDT")
+    refused = await run_bot4(as_trader, "engine", "restore", "--symbol", "BTC/USDT",
+                             "--reason", "over", "--color", "blue")  # fmt: skip
+    assert refused.returncode != 0  # giving symbols back raises risk: an operator's call
+    assert len(blue.engine.calls) == 1
+    restore = await run_bot4(as_operator, "engine", "restore", "--symbol", "BTC/USDT",
+                             "--reason", "incident over", "--color", "blue")  # fmt: skip
+    assert restore.returncode == 0, restore.stderr
+    assert blue.engine.calls[-1][0] == "restore"
+    bad = await run_bot4(as_operator, "engine", "restore", "--symbol", "btc-usdt",
+                         "--reason", "x", "--color", "blue")  # fmt: skip
+    assert bad.returncode != 0
+    assert "symbols" in bad.stderr
+    assert len(blue.engine.calls) == 2
+
+
 async def test_action_on_an_engine_that_does_not_run_answers_503_and_is_audited(
     api: RunningApi, recorder: Recorder, keys: Keys
 ):
