@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Final, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from bot4.api.keys import KEY_NAME_PATTERN
 from bot4.settings import RoleName
@@ -51,8 +51,15 @@ class SymbolsBody(ReasonBody):
     """Which symbols leave (reduce) or rejoin (restore) the strategy; ``*`` means all."""
 
     symbols: list[Annotated[str, Field(pattern=r"^([A-Z0-9]{1,15}/[A-Z0-9]{1,15}|\*)$")]] = Field(
-        min_length=1, max_length=50
+        min_length=1,
+        max_length=15,  # joined, within the engine field's 500 characters
     )
+
+    @model_validator(mode="after")
+    def _star_alone(self) -> SymbolsBody:
+        if "*" in self.symbols and len(self.symbols) > 1:
+            raise ValueError("symbols: '*' (every symbol) stands alone, without other symbols")
+        return self
 
 
 class HaltBody(_Body):
