@@ -93,7 +93,12 @@ async def run_desk(
     run_id = time.strftime("demo-%Y%m%dT%H%M%S", time.gmtime())
     try:
         console.say("3/7 training two model versions; the first ships in the demo's release")
-        models = await prepare_models(settings, run_id=run_id)
+        try:
+            models = await prepare_models(settings, run_id=run_id)
+        except Exception as e:  # the object store or the registry: say which, stop here
+            steps.add("models", ok=False, seconds=None, detail=f"{type(e).__name__}: {e}",
+                      part=("models", {"ok": False, "error": str(e)}))  # fmt: skip
+            return steps
         release = {**DEMO_RELEASE, "model": {"path": str(models.first_path)}}
         console.say(f"4/7 engine blue trades against the simulator for {trade_seconds:g} s")
         trading = await run_trading(
