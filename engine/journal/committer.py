@@ -160,14 +160,20 @@ class GroupCommitter:
                     _settle(pending, e)
                 self._drain(e)
                 return
-            except (JournalUnavailableError, asyncpg.PostgresError, OSError) as e:
-                # anything short of a fence may succeed later; the batch is idempotent,
-                # and a writer that died here would leave every producer waiting
+            except Exception as e:
+                # anything short of a fence may succeed later (the batch is idempotent);
+                # a writer that died here would leave every producer waiting and the
+                # engine REDUCING for good, so even an error we do not know is retried
+                # (the engine stays REDUCING while it lasts, and says so in the log)
                 self._failing = True
                 attempt += 1
                 self.retries += 1
                 delay = random.uniform(0, min(self.max_backoff_s, 0.05 * 2**attempt))  # noqa: S311
-                log.warning("journal_retry", attempt=attempt, delay_s=delay, error=str(e))
+                known = isinstance(e, JournalUnavailableError | asyncpg.PostgresError | OSError)
+                (log.warning if known else log.error)(
+                    "journal_retry", attempt=attempt, delay_s=delay,
+                    error=f"{type(e).__name__}: {e}",
+                )  # fmt: skip
                 await asyncio.sleep(delay)
                 continue
             self._failing = False

@@ -21,7 +21,9 @@ from typing import Any
 from temporalio.client import Client, WorkflowHandle
 from temporalio.worker import Worker
 
+from engine.dtypes import BUY
 from engine.live.control import post_admin
+from tests.engine.live.harness import SYMBOLS
 from tests.stubs.deploy import RELEASE, Desk, eventually
 from tests.stubs.engine_control import TOKEN
 from tests.stubs.exchange_sim import OTHER_KEY, OTHER_SECRET, ccxt_binance
@@ -33,6 +35,12 @@ from workflows.registry import liquidation_activities
 
 SYMBOL = "BTC/USDT"
 LOT = Decimal("0.00001")
+# blue requotes within milliseconds and its fills reach the journal by polling: a sale at
+# its bid often finds the bid already moved, so building takes a varying number of tries
+BUILD_WITHIN_S = 120.0
+# a resting quote moves only when the wanted price is this far away (the release's
+# requote_ticks): a sale this far under the wanted bid reaches the one resting
+REQUOTE_SLACK_TICKS = 2
 
 
 async def position_lots(desk: Desk, symbol: str = SYMBOL) -> int:
@@ -57,24 +65,51 @@ async def build_long(
 ) -> int:
     """Sell into blue's bid from the other account until blue is long ``lots``; return it.
 
-    ``freeze``: then take the symbol out of the strategy (engine action ``reduce``), so
-    the position stays what it is until the liquidation trades it.
+    Each sale is an IOC down to blue's bid (the one its status says it wants) for
+    everything bid down there, so it reaches blue (a market sale of a fixed size often
+    only met the liquidity providers' better bids). Blue's own account is never asked:
+    its request weight is the engine's. Blue's 100-lot ask is lifted by the agents now
+    and then, so the position moves in jumps both ways: ``freeze`` takes the symbol out
+    of the strategy (engine action ``reduce``) and checks the frozen position again; when
+    a jump landed between the check and the freeze, the symbol is given back and
+    building goes on.
     """
     other = ccxt_binance(port, key=OTHER_KEY, secret=OTHER_SECRET)
     try:
         await other.load_markets()
-        for _ in range(200):
-            held = await position_lots(desk, symbol)
+        tick = Decimal(str(other.markets[symbol]["precision"]["price"]))
+        deadline = asyncio.get_running_loop().time() + BUILD_WITHIN_S
+        while asyncio.get_running_loop().time() < deadline:
+            status = await desk.status("blue")
+            held = 0 if status is None else int(status["positions"][symbol])
             if held >= lots:
                 if not freeze:
                     return held
                 answer = await admin(desk, "reduce", symbols=symbol)
-                return int(answer["result"]["positions"][symbol]["lots"])
-            await other.create_order(symbol, "market", "sell", float(LOT * 100))
-            await asyncio.sleep(0.3)  # the engine records the fill and quotes again
+                frozen = int(answer["result"]["positions"][symbol]["lots"])
+                if frozen >= lots:
+                    return frozen
+                await admin(desk, "restore", symbols=symbol)
+            wanted = [] if status is None else [
+                q["price"] for q in status["desired_quotes"]
+                if q["symbol_id"] == SYMBOLS.index(symbol) and q["side"] == BUY
+            ]  # fmt: skip
+            if wanted:  # none between two quotes, or pulled after a fill: wait for the next
+                await _sell_down_to(other, symbol, (max(wanted) - REQUOTE_SLACK_TICKS) * tick)
+            await asyncio.sleep(0.2)  # the engine records the fill and quotes again
     finally:
         await other.close()
-    raise AssertionError(f"blue never got long {lots} lots of {symbol}")
+    raise AssertionError(f"blue never got long {lots} lots of {symbol} in {BUILD_WITHIN_S} s")
+
+
+async def _sell_down_to(other: Any, symbol: str, price: Decimal) -> None:
+    book = await other.fetch_order_book(symbol, 50)
+    bid_down_there = sum(
+        (Decimal(str(q)) for p, q, *_ in book["bids"] if Decimal(str(p)) >= price), Decimal(0)
+    )
+    amount = min(max(bid_down_there, LOT * 100), Decimal("0.05"))  # 5,000 lots at most
+    await other.create_order(symbol, "limit", "sell", float(amount), float(price),
+                             {"timeInForce": "IOC"})  # fmt: skip
 
 
 async def market_buys(port: int, *, lots: int, every_s: float, stop: asyncio.Event,

@@ -286,7 +286,7 @@ async def test_child_order_is_idempotent_by_client_id_and_never_grows_the_positi
     bad = await admin(desk, "child_order", **{**child, "client_order_id": "blue-1-1"})
 
     assert first["status"] == 200, first
-    assert first["result"]["sent"] is True
+    assert first["result"]["sent"] is True, first
     assert Decimal(first["result"]["filled"]) == LOT * 10
     assert again["result"]["sent"] is False  # known id: the recorded outcome, not a resend
     assert again["result"]["filled"] == first["result"]["filled"]

@@ -7,7 +7,7 @@ import json
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Literal
@@ -23,6 +23,7 @@ from engine.journal import (
     JournalEvent,
     JournalKind,
 )
+from engine.journal.writer import AppendResult
 from engine.leadership import Lease
 
 
@@ -254,3 +255,39 @@ async def test_committer_is_unhealthy_while_a_write_hangs_and_healthy_after(
         assert [k["kind"] for k in kinds][-2:] == ["order_new", "order_acked"]  # queue order
     finally:
         await committer.stop()
+
+
+class _FailsOnce(Journal):
+    """The real journal, but its first append raises an error no class of ours expects.
+
+    A stand-in (the one fake here): no real server produces an unknown client-side error
+    on demand; what matters is that the writer task outlives it.
+    """
+
+    failed = False
+
+    async def append(
+        self, events: Sequence[JournalEvent], fills: Sequence[FillRecord] = (), *, epoch: int
+    ) -> AppendResult:
+        if not self.failed:
+            self.failed = True
+            raise RuntimeError("an error of the driver nobody listed")
+        return await super().append(events, fills, epoch=epoch)
+
+
+async def test_an_unexpected_write_error_is_retried_and_the_writer_lives_on(
+    pool: asyncpg.Pool,
+) -> None:
+    epoch = await leader(pool)
+    committer = GroupCommitter(_FailsOnce(pool, instance="blue"), epoch=lambda: epoch)
+    committer.start()
+    try:
+        await asyncio.wait_for(
+            committer.record([JournalEvent(kind=JournalKind.ORDER_NEW, body={"n": 1})]), 5
+        )
+        assert committer.retries == 1
+        assert committer.healthy
+        assert committer.backlog == 0
+    finally:
+        await asyncio.wait_for(committer.stop(), 5)
+    assert await pool.fetchval("SELECT count(*) FROM journal_events") == 1
