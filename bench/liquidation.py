@@ -33,23 +33,16 @@ import os
 import shutil
 import sys
 import tempfile
-import threading
 import time
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Final
 
-from pydantic import SecretStr
 from temporalio.client import Client
 
-from bench.common import StderrProgress, free_ports
+from bench.common import InProcessSim, StderrProgress, bench_settings, engine_status
 from bot4.settings import (
-    DatabaseSettings,
-    EngineSettings,
-    ExchangeSettings,
     Settings,
-    TemporalSettings,
-    WorkerSettings,
 )
 from infra.platform import LocalPlatform
 from infra.stack.launcher import Stack
@@ -77,71 +70,6 @@ def _say(message: str) -> None:
     print(f"[liquidation {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-class _Sim:
-    """The simulator on its own thread and loop (seeded; a demo and a second account)."""
-
-    def __init__(self, port: int, *, seed: int, agents: float) -> None:
-        from infra.exchange_sim.config import AccountSpec, SimConfig
-
-        self.config = SimConfig(
-            port=port, seed=seed, agent_orders_per_s=agents, depth_interval_ms=50,
-            accounts=(AccountSpec(name="demo", api_key="bot4-demo-key",
-                                  api_secret="bot4-demo-secret"),
-                      AccountSpec(name="other", api_key=OTHER[0], api_secret=OTHER[1])),
-        )  # fmt: skip
-        self._loop = asyncio.new_event_loop()
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        from infra.exchange_sim.server import RunningSim
-
-        asyncio.set_event_loop(self._loop)
-        sim = RunningSim(self.config)
-        self._loop.run_until_complete(sim.start())
-        self._ready.set()
-        self._loop.run_forever()
-        self._loop.run_until_complete(sim.stop())
-        self._loop.close()
-
-    def __enter__(self) -> _Sim:
-        self._thread.start()
-        self._ready.wait(30)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(30)
-
-
-def bench_settings(home: Path, seed: int) -> Settings:
-    """Return settings for the stack's servers and engine blue on free ports under ``home``."""
-    ports = free_ports(8)
-    return Settings(
-        home=home,
-        db=DatabaseSettings(primary_port=ports[0], standby_port=ports[1]),
-        temporal=TemporalSettings(port=ports[2], ui_port=ports[3]),
-        exchange=ExchangeSettings(port=ports[4], symbols=SYMBOLS, sim_seed=seed),
-        worker=WorkerSettings(metrics_port=ports[5]),
-        engine=EngineSettings(
-            blue_control_port=ports[6], green_control_port=ports[7], control_token=SecretStr(TOKEN)
-        ),
-    )
-
-
-async def _status(url: str) -> dict[str, Any] | None:
-    import aiohttp
-
-    try:
-        async with (
-            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as http,
-            http.get(f"{url}/status") as answer,
-        ):
-            return dict(await answer.json())
-    except (aiohttp.ClientError, TimeoutError, ValueError):
-        return None
-
-
 async def _build_long(url: str, port: int, lots: int) -> int:
     """Sell into blue's bid from the second account until long ``lots``; freeze; return it."""
     import ccxt.async_support as ccxt  # the bench is a client of the venue, like bench.exchange
@@ -156,7 +84,7 @@ async def _build_long(url: str, port: int, lots: int) -> int:
     try:
         await other.load_markets()
         for _ in range(600):
-            status = await _status(url)
+            status = await engine_status(url)
             held = int((status or {}).get("positions", {}).get(SYMBOL, 0))
             if held >= lots:
                 break
@@ -186,7 +114,7 @@ async def measure(settings: Settings, args: argparse.Namespace) -> dict[str, Any
     url = f"http://127.0.0.1:{settings.engine.blue_control_port}"
     try:
         for _ in range(180):
-            if ((await _status(url)) or {}).get("role") == "leader":
+            if ((await engine_status(url)) or {}).get("role") == "leader":
                 break
             await asyncio.sleep(0.5)
         _say("blue leads; building the position")
@@ -248,12 +176,14 @@ def main() -> None:
     structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
     home = Path(tempfile.mkdtemp(prefix="bot4-bench-liquidation-", dir="/tmp"))
     home.chmod(0o755)  # the unprivileged PostgreSQL user must reach it
-    settings = bench_settings(home, args.seed)
+    settings = bench_settings(home, args.seed, symbols=SYMBOLS, token=TOKEN)
     stack = Stack(settings)
     stack.servers = [s for s in stack.servers if s.name in NEEDED]
     failed = True
     try:
-        with _Sim(settings.exchange.port, seed=args.seed, agents=args.agent_rate):
+        with InProcessSim(
+            settings.exchange.port, seed=args.seed, agents=args.agent_rate, other=OTHER
+        ):
             _say(f"stack up in {home}")
             stack.up(StderrProgress(_say))
             report = asyncio.run(measure(settings, args))

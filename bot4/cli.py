@@ -113,6 +113,16 @@ def _parser() -> argparse.ArgumentParser:
         )
     )
 
+    from bot4.drill_cli import configure_parser as configure_drill_parser
+
+    configure_drill_parser(
+        commands.add_parser(
+            "drill",
+            help="disaster-recovery drills: bot4 drill failover (runbook dr_failover, through"
+            " the API)",
+        )
+    )
+
     from bot4.flows_cli import configure_parsers as configure_flows_parsers
 
     configure_flows_parsers(commands)
@@ -235,6 +245,7 @@ def _handler(args: argparse.Namespace) -> Handler:
         "runbook": _runbook_handler(),
         "rollout": _rollout_handler(),
         "liquidate": _liquidate_handler(),
+        "drill": _drill_handler(),
         "model": _model_handler(),
     }
     from bot4.flows_cli import COMMANDS as FLOWS_COMMANDS
@@ -242,6 +253,12 @@ def _handler(args: argparse.Namespace) -> Handler:
 
     handlers.update(dict.fromkeys(FLOWS_COMMANDS, flows_command))
     return handlers.get(command, commands.demo)
+
+
+def _drill_handler() -> Handler:
+    from bot4.drill_cli import drill_command
+
+    return drill_command
 
 
 def _runbook_handler() -> Handler:

@@ -13,6 +13,7 @@ from typing import Any
 
 from bot4 import console
 from bot4.commands import print_status
+from bot4.demo_drill import drill
 from bot4.demo_liquidation import liquidate
 from bot4.demo_models import prepare_models, roll_out_second
 from bot4.demo_rollout import run_rollouts
@@ -29,6 +30,14 @@ from infra.stack.roundtrip import (
     postgres_round_trip,
     prefect_round_trip,
     temporal_round_trip,
+)
+
+# what the closing line says for each part of the desk that ran
+DONE_PARTS = (
+    ("rollouts", "; a release rolled out, a bad one rolled back, a model rolled out"),
+    ("liquidation", ", positions liquidated"),
+    ("drill", ", the database switched over (drill)"),
+    ("chores", "; backup verified, reconciled, report written"),
 )
 
 
@@ -108,7 +117,8 @@ async def run_desk(
                   part=("trading", trading.as_json()))  # fmt: skip
         if rollouts and trading.ok:
             console.say(
-                "5/7 rollouts (a second release, a bad third one, a new model version), liquidation"
+                "5/7 rollouts (a second release, a bad third one, a new model version),"
+                " liquidation, a database switchover drill"
             )
             for outcome in await run_rollouts(settings, base=release, run_id=run_id, quiet=quiet):
                 seconds = None if outcome.result is None else outcome.result.duration_s
@@ -122,6 +132,10 @@ async def run_desk(
             flat = await liquidate(settings, symbols=symbols, quiet=quiet)
             steps.add("liquidation", ok=flat.ok, seconds=flat.seconds, detail=flat.detail,
                       part=("liquidation", flat.as_json()))  # fmt: skip
+            console.say("  a disaster-recovery drill: PostgreSQL switchover while blue runs")
+            drilled = await drill(settings, quiet=quiet)
+            steps.add("dr drill", ok=drilled.ok, seconds=drilled.seconds, detail=drilled.detail,
+                      part=("drill", drilled.as_json()))  # fmt: skip
     finally:
         stopped = await asyncio.to_thread(stop_engines, platform)
         if stopped:
@@ -193,14 +207,10 @@ def run_demo(
             ]
             + desk.rows,
         )
-        done = "every component answered"
-        if desk.rows:
-            done += ", the engine traded"
-        if "rollouts" in desk.parts:
-            done += "; a release rolled out, a bad one rolled back, a model rolled out"
-        if "liquidation" in desk.parts:
-            done += ", positions liquidated"
-        if "chores" in desk.parts:
-            done += "; backup verified, reconciled, report written"
+        done = (
+            "every component answered"
+            + ", the engine traded" * bool(desk.rows)
+            + "".join(said for part, said in DONE_PARTS if part in desk.parts)
+        )
         console.say(f"demo: {done}" if ok else f"demo: FAILED ({', '.join(desk.failed)})")
     return 0 if ok else 1

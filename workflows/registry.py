@@ -8,6 +8,8 @@ from typing import Any, Final
 from bot4.settings import Settings
 from workflows.blue_green_deploy.activities import DeployActivities, DeployConfig
 from workflows.blue_green_deploy.workflow import BlueGreenDeployWorkflow
+from workflows.dr_failover.activities import DrFailoverActivities, DrFailoverConfig
+from workflows.dr_failover.workflow import DrFailoverWorkflow
 from workflows.emergency_stop.activities import EmergencyStopActivities, EmergencyStopConfig
 from workflows.emergency_stop.workflow import EmergencyStopWorkflow
 from workflows.liquidation.activities import LiquidationActivities, LiquidationConfig
@@ -25,6 +27,7 @@ WORKFLOWS: Final = (
     BlueGreenDeployWorkflow,
     ModelRolloutWorkflow,
     LiquidationWorkflow,
+    DrFailoverWorkflow,
 )
 
 
@@ -38,6 +41,7 @@ def activity_methods(settings: Settings) -> list[Callable[..., Any]]:
             ModelRolloutActivities(ModelRolloutConfig.from_settings(settings))
         ),
         *liquidation_activities(LiquidationActivities(LiquidationConfig.from_settings(settings))),
+        *dr_failover_activities(DrFailoverActivities(DrFailoverConfig.from_settings(settings))),
         stack_check.digest,
         emergency_stop.plan,
         emergency_stop.halt_engines,
@@ -81,4 +85,20 @@ def liquidation_activities(liquidation: LiquidationActivities) -> list[Callable[
         liquidation.unwind,
         liquidation.child_fills,
         liquidation.verify,
+    ]
+
+
+def dr_failover_activities(failover: DrFailoverActivities) -> list[Callable[..., Any]]:
+    """Return the bound activity methods of dr_failover (tests build their own)."""
+    return [
+        failover.plan,
+        failover.preconditions,
+        failover.hold_engines,
+        failover.stop_primary,
+        failover.start_node,
+        failover.wait_replayed,
+        failover.detect,
+        failover.promote,
+        failover.verify,
+        failover.rejoin,
     ]

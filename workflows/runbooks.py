@@ -22,6 +22,8 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 
 from workflows.blue_green_deploy import models as blue_green_models
 from workflows.blue_green_deploy import workflow as blue_green
+from workflows.dr_failover import models as dr_failover_models
+from workflows.dr_failover import workflow as dr_failover
 from workflows.emergency_stop import models as emergency_stop_models
 from workflows.emergency_stop import workflow as emergency_stop
 from workflows.liquidation import models as liquidation_models
@@ -156,6 +158,17 @@ RUNBOOKS: Final[Mapping[str, Runbook]] = {
             workflow_id=liquidation_models.workflow_id,
             id_reuse_policy=liquidation.ID_REUSE_POLICY,
             id_conflict_policy=liquidation.ID_CONFLICT_POLICY,
+        ),
+        Runbook(
+            name="dr_failover",
+            workflow="dr_failover",
+            input_type=dr_failover_models.DrFailoverInput,
+            run_role="operator",
+            steps=dr_failover_models.STEPS,
+            guarded_steps=(),
+            workflow_id=dr_failover_models.workflow_id,
+            id_reuse_policy=dr_failover.ID_REUSE_POLICY,
+            id_conflict_policy=dr_failover.ID_CONFLICT_POLICY,
         ),
     )
 }

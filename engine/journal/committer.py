@@ -5,6 +5,10 @@ primary and, with ``synchronous_commit = remote_apply``, applied on the standby)
 queue is bounded, so a stalled journal pushes back instead of growing without limit; a
 temporary failure is retried with the very same batch (idempotent by event id), and a
 stale epoch fails every waiter with :class:`FencedError` and stops the committer.
+
+It also records what a failover is measured by (:mod:`engine.journal.tracking`): the
+outages of the journal as the engine saw them (first failed write to first success), and
+the id of every event and the key of every fill it acknowledged, with the time.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import asyncpg
 import structlog
 
 from engine.journal.models import FillRecord, JournalEvent
+from engine.journal.tracking import AckLog, Acknowledged, OutageLog
 from engine.journal.writer import FencedError, Journal, JournalUnavailableError
 
 log = structlog.get_logger(__name__)
@@ -43,7 +48,12 @@ class GroupCommitter:
         max_backoff_s: ceiling of the full-jitter backoff between retries.
         slow_write_s: a write running longer than this makes the committer unhealthy
             (a hung primary or standby fails nothing, it just never answers).
-        monotonic: clock of ``slow_write_s``.
+        monotonic: clock of ``slow_write_s`` and of outage durations.
+        wall: epoch-seconds clock of outage starts and ends and of acknowledgements.
+        outages: where outages are recorded (the engine passes one that outlives this
+            committer; default: a new one on ``wall`` and ``monotonic``).
+        acks: where acknowledgements are recorded (likewise; default: a new ring on
+            ``wall``).
     """
 
     def __init__(
@@ -56,6 +66,9 @@ class GroupCommitter:
         max_backoff_s: float = 1.0,
         slow_write_s: float = 0.5,
         monotonic: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+        outages: OutageLog | None = None,
+        acks: AckLog | None = None,
     ) -> None:
         self.journal = journal
         self.epoch = epoch
@@ -64,10 +77,13 @@ class GroupCommitter:
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue(maxsize=max_queue)
         self._task: asyncio.Task[None] | None = None
         self._fenced: FencedError | None = None
+        self._abandoned: Exception | None = None
         self._failing = False  # the last attempt failed and is being retried
         self._writing_since: float | None = None
         self.slow_write_s = slow_write_s
         self._monotonic = monotonic
+        self.outages = OutageLog(wall=wall, monotonic=monotonic) if outages is None else outages
+        self.acks = AckLog(wall=wall) if acks is None else acks
         self.retries = 0
         self.batches = 0
 
@@ -86,6 +102,23 @@ class GroupCommitter:
             and self.backlog < self.max_batch
             and (writing_since is None or self._monotonic() - writing_since < self.slow_write_s)
         )
+
+    @property
+    def failing_since(self) -> float | None:
+        """Return the epoch seconds the journal outage in progress began (None: none)."""
+        return self.outages.failing_since
+
+    @property
+    def acked_total(self) -> int:
+        """Return how many events and fills were acknowledged (into :attr:`acks`)."""
+        return self.acks.total
+
+    def acknowledged_since(self, at: float) -> Acknowledged:
+        """Return the event ids and fill keys acknowledged at or after ``at`` (epoch s).
+
+        ``truncated`` says the ring had already let go of some of them.
+        """
+        return self.acks.since(at)
 
     def start(self) -> None:
         """Start the writer task."""
@@ -141,6 +174,15 @@ class GroupCommitter:
             self._writing_since = self._monotonic()
             try:
                 await self._write(batch)
+            except asyncio.CancelledError:
+                # stopped mid-write (abandoned in an outage): the batch is out of the
+                # queue, so unless told here its producers would wait for ever
+                error = self._abandoned or JournalUnavailableError(
+                    "the journal committer stopped during the write (outcome unknown)"
+                )
+                for pending in batch:
+                    _settle(pending, error)
+                raise
             finally:
                 self._writing_since = None
             for _ in batch:
@@ -166,6 +208,7 @@ class GroupCommitter:
                 # engine REDUCING for good, so even an error we do not know is retried
                 # (the engine stays REDUCING while it lasts, and says so in the log)
                 self._failing = True
+                self.outages.failed(f"{type(e).__name__}: {e}")
                 attempt += 1
                 self.retries += 1
                 delay = random.uniform(0, min(self.max_backoff_s, 0.05 * 2**attempt))  # noqa: S311
@@ -178,6 +221,12 @@ class GroupCommitter:
                 continue
             self._failing = False
             self.batches += 1
+            outage = self.outages.succeeded()
+            if outage is not None:
+                log.warning("journal_outage_ended", seconds=round(outage.seconds, 3),
+                            started_at=outage.started_at,
+                            failed_attempts=outage.failed_attempts)  # fmt: skip
+            self.acks.acknowledged(events, fills)  # before any producer hears of it
             for pending in batch:
                 _settle(pending, None)
             return
@@ -187,7 +236,9 @@ class GroupCommitter:
 
         For a step-down while the journal is unreachable: the queued facts belong to an
         epoch that is ending, and the next leader's recovery rebuilds them from the venue.
+        The batch being written, if any, fails with ``error`` too (its outcome is unknown).
         """
+        self._abandoned = error
         if self._task is not None:
             self._task.cancel()
             self._task = None

@@ -4,21 +4,32 @@ Implements :class:`engine.live.control.EngineControl` over a :class:`LiveEngine`
 ``status`` and ``ready`` run on the safety thread and only read; the admin coroutines run
 on the engine's loop. A halt is not here: it lives on the safety thread
 (:mod:`engine.live.safety`) so it works while this loop is stuck.
+
+What a database failover needs (the ``dr_failover`` workflow): ``hold`` / ``unhold`` an
+operator condition that keeps the engine at REDUCING while the switchover runs, the
+``journal`` object of ``/status`` (health, backlog, outages: the RTO as the engine saw
+it) and ``journal_acks`` (what it saw acknowledged: the RPO is what of it is missing on
+the new primary).
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Literal
+from typing import Final, Literal
 
 import structlog
 
-from engine.dtypes import ACTIVE, TRADING_STATE_NAMES
+from engine.dtypes import ACTIVE, REDUCING, TRADING_STATE_NAMES
+from engine.journal import JournalEvent, JournalKind
 from engine.live import children
 from engine.live.engine import LiveEngine
+from engine.live.gate import ENGINE_CONDITIONS
 from engine.live.model_admin import FetchModel, ModelAdmin
 
 log = structlog.get_logger(__name__)
+
+STATUS_OUTAGES: Final = 5
+"""Journal outages ``/status`` shows (the latest, the one in progress last)."""
 
 
 class EngineAdmin(ModelAdmin):
@@ -29,6 +40,7 @@ class EngineAdmin(ModelAdmin):
         self.fetch_model = fetch_model
         self._takeover: asyncio.Future[None] | None = None
         self._children = asyncio.Lock()
+        self._journaling: set[asyncio.Task[None]] = set()
 
     def status(self) -> dict[str, object]:
         """Return the status snapshot (called from the safety thread: reads only)."""
@@ -67,7 +79,22 @@ class EngineAdmin(ModelAdmin):
             "desired_quotes": engine.shadow_quotes,
             "recovery_ok": None if engine.recovery is None else engine.recovery.ok,
             "reduced": sorted(engine.reduced),
+            "journal": self._journal_status(),
         }  # fmt: skip
+
+    def _journal_status(self) -> dict[str, object]:
+        """Return the journal as this engine sees it (a standby: since it last led)."""
+        engine = self.engine
+        committer = engine.committer
+        outages = engine.journal_outages
+        return {
+            # a standby writes nothing: healthy unless an outage of its last leadership is open
+            "healthy": outages.failing_since is None if committer is None else committer.healthy,
+            "backlog": 0 if committer is None else committer.backlog,
+            "failing_since": outages.failing_since,
+            "outages": [o.as_json() for o in outages.recent(STATUS_OUTAGES)],
+            "acked_total": engine.journal_acks.total,
+        }
 
     def ready(self) -> bool:
         """Return whether every symbol has a valid book (warm)."""
@@ -172,3 +199,85 @@ class EngineAdmin(ModelAdmin):
         """Report whether symbols are flat in the journal and at the venue."""
         chosen = children.parse_symbols(self.engine, symbols)
         return await children.liquidation_check(self.engine, chosen)
+
+    # --- database failover (workflows.dr_failover) --------------------------------------
+    async def hold(self, condition: str, *, by: str, reason: str) -> dict[str, object]:
+        """Hold the engine at REDUCING under ``condition`` until :meth:`unhold` (idempotent).
+
+        Takes effect at once, whatever the journal does; the leader also journals it
+        (queued, not waited for: a hold must work while the database is away).
+
+        Raises:
+            ValueError: ``condition`` is one the engine manages itself.
+        """
+        _check_operator_condition(condition)
+        changed = self.engine.gate.hold(condition, REDUCING)
+        return self._held(condition, held=True, changed=changed, by=by, reason=reason)
+
+    async def unhold(self, condition: str, *, by: str, reason: str) -> dict[str, object]:
+        """End the operator hold ``condition`` (idempotent: no such hold is not an error).
+
+        Raises:
+            ValueError: ``condition`` is one the engine manages itself.
+        """
+        _check_operator_condition(condition)
+        changed = self.engine.gate.release(condition)
+        return self._held(condition, held=False, changed=changed, by=by, reason=reason)
+
+    def _held(
+        self, condition: str, *, held: bool, changed: bool, by: str, reason: str
+    ) -> dict[str, object]:
+        engine = self.engine
+        event = "hold" if held else "unhold"
+        log.warning(f"operator_{event}", condition=condition, changed=changed, by=by,
+                    reason=reason)  # fmt: skip
+        body: dict[str, object] = {event: condition, "by": by, "reason": reason}
+        if held:
+            body["state"] = TRADING_STATE_NAMES[REDUCING]
+        journaled = changed and self._journal_soon(body)
+        return {
+            "condition": condition, "held": held, "changed": changed, "journaled": journaled,
+            "trading_state": TRADING_STATE_NAMES[engine.effective_state()],
+            "conditions": engine.gate.holds,
+        }  # fmt: skip
+
+    def _journal_soon(self, body: dict[str, object]) -> bool:
+        """Queue a TRADING_STATE event on the leader's journal; False: not the leader."""
+        committer = self.engine.committer
+        if committer is None:
+            return False
+        event = JournalEvent(kind=JournalKind.TRADING_STATE, body=body)
+        task = asyncio.create_task(committer.record([event]))
+        self._journaling.add(task)
+        task.add_done_callback(self._journaled)
+        return True
+
+    def _journaled(self, task: asyncio.Task[None]) -> None:
+        self._journaling.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("operator_hold_not_journaled", error=str(task.exception()))
+
+    async def journal_acks(self, since: float, *, by: str, reason: str) -> dict[str, object]:
+        """Return the event ids and fill keys the journal acknowledged at or after ``since``.
+
+        ``since`` is epoch seconds. Acknowledgements outlive a leadership (a failover
+        that outlasts the lease makes the engine step down and lead again); a standby that
+        never led answers empty lists. ``truncated``: the ring (200,000 entries) had
+        already let go of some: the answer is incomplete.
+        """
+        acked = self.engine.journal_acks.since(since)
+        return {
+            "event_ids": [str(i) for i in acked.event_ids],
+            "fills": [list(key) for key in acked.fills],
+            "truncated": acked.truncated,
+            "leader": self.engine.role == "leader",
+        }
+
+
+def _check_operator_condition(condition: str) -> None:
+    """Raise ValueError if ``condition`` is one of :data:`ENGINE_CONDITIONS`."""
+    if condition in ENGINE_CONDITIONS:
+        raise ValueError(
+            f"condition {condition!r} is the engine's own (it sets and clears"
+            f" {sorted(ENGINE_CONDITIONS)} itself); hold under another name"
+        )

@@ -14,7 +14,15 @@ loop, so it answers — and halts — while the strategy loop is stuck. Routes:
 ``halt`` runs here, on the safety loop, without the engine (gate to HALTED, cancel all
 with the safety thread's own venue client, verify). Every other action is a coroutine of
 the engine, run on its loop with ``run_coroutine_threadsafe`` and bounded by
-``engine_call_timeout_s``: a stuck loop answers 503, and the halt still works.
+``engine_call_timeout_s``: a stuck loop answers 503, and the halt still works. A body is
+checked against the action's fields first (:mod:`engine.live.admin_fields`): a wrong
+one is a 400 naming the field, and nothing runs.
+
+Engine actions (:data:`ENGINE_ACTIONS`): pause, resume, drain, release/acquire
+leadership, flatten; the model rollout's load_model and model_shadow / canary / promote
+/ abort; the liquidation's reduce, restore, child_order, liquidation_check; and for a
+database failover ``hold`` / ``unhold`` (an operator condition keeping the engine at
+REDUCING) and ``journal_acks`` (what the journal acknowledged since a time).
 """
 
 from __future__ import annotations
@@ -22,8 +30,6 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
-import math
-import re
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from functools import partial
@@ -36,9 +42,26 @@ from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 from engine.dtypes import TRADING_STATE_NAMES
+from engine.live.admin_fields import ACTION_FIELDS, COMMON_FIELDS, Field, FieldError, check_fields
 from engine.live.gate import TradingGate
 
 log = structlog.get_logger(__name__)
+
+__all__ = [  # the field table lives in engine.live.admin_fields; named here too
+    "ACTIONS",
+    "ACTION_FIELDS",
+    "COMMON_FIELDS",
+    "ENGINE_ACTIONS",
+    "AdminAnswer",
+    "ControlConfig",
+    "ControlServer",
+    "ControlUnreachableError",
+    "EngineControl",
+    "Field",
+    "HaltAction",
+    "HaltResult",
+    "post_admin",
+]
 
 ENGINE_ACTIONS: Final = (
     "pause",
@@ -56,89 +79,11 @@ ENGINE_ACTIONS: Final = (
     "restore",
     "child_order",
     "liquidation_check",
+    "hold",
+    "unhold",
+    "journal_acks",
 )
 ACTIONS: Final = ("halt", *ENGINE_ACTIONS)
-MODEL_VERSION: Final = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-SYMBOL: Final = r"[A-Z0-9]{1,15}/[A-Z0-9]{1,15}"
-SYMBOL_LIST: Final = re.compile(rf"^(\*|{SYMBOL}(,{SYMBOL})*)$")
-DECIMAL: Final = re.compile(r"^[0-9]{1,18}(\.[0-9]{1,18})?$")
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class Field:
-    """One field an admin action accepts in its JSON body (besides ``by`` and ``reason``).
-
-    Attributes:
-        kind: ``str``, ``int`` or ``float`` (a bool is never taken for a number).
-        required: the action cannot run without it.
-        pattern: a ``str`` must match it in full.
-        max_len: longest ``str``.
-        low, high: bounds of a number (inclusive).
-        help: what the field means (said in the 400 answer when it is wrong).
-    """
-
-    kind: type[str] | type[int] | type[float]
-    required: bool = False
-    pattern: re.Pattern[str] | None = None
-    max_len: int = 500
-    low: float | None = None
-    high: float | None = None
-    help: str = ""
-
-
-COMMON_FIELDS: Final = {"by": Field(kind=str, max_len=100), "reason": Field(kind=str)}
-ACTION_FIELDS: Final[dict[str, dict[str, Field]]] = {
-    "load_model": {
-        "version": Field(kind=str, required=True, pattern=MODEL_VERSION, max_len=64,
-                         help="the model version to load"),
-    },
-    "model_shadow": {
-        "version": Field(kind=str, required=True, pattern=MODEL_VERSION, max_len=64,
-                         help="the registered model version to score beside the active one"),
-    },
-    "model_canary": {
-        "version": Field(kind=str, required=True, pattern=MODEL_VERSION, max_len=64,
-                         help="the shadowed candidate"),
-        "fraction": Field(kind=float, required=True, low=0.0, high=1.0,
-                          help="share of the live prediction the candidate carries"),
-    },
-    "model_promote": {
-        "version": Field(kind=str, required=True, pattern=MODEL_VERSION, max_len=64,
-                         help="the candidate to make active"),
-    },
-    "model_abort": {
-        "version": Field(kind=str, pattern=MODEL_VERSION, max_len=64,
-                         help="the version whose rollout to undo (default: any candidate)"),
-    },
-    "reduce": {
-        "symbols": Field(kind=str, required=True, pattern=SYMBOL_LIST,
-                         help="comma-separated symbols (BTC/USDT,ETH/USDT) or * for all"),
-        "lift_halt": Field(kind=int, low=0, high=1,
-                           help="1: raise a HALTED engine to REDUCING (liquidation after a stop)"),
-    },
-    "restore": {
-        "symbols": Field(kind=str, required=True, pattern=SYMBOL_LIST,
-                         help="comma-separated symbols or * for all"),
-    },
-    "child_order": {
-        "client_order_id": Field(kind=str, required=True, max_len=36,
-                                 pattern=re.compile(r"^liq-[A-Za-z0-9._:/-]{1,32}$"),
-                                 help="the child's id, liq-<...> (at most 36 characters)"),
-        "symbol": Field(kind=str, required=True, pattern=re.compile(rf"^{SYMBOL}$"),
-                        help="the symbol, e.g. BTC/USDT"),
-        "side": Field(kind=str, required=True, pattern=re.compile(r"^(buy|sell)$"),
-                      help="buy or sell"),
-        "qty": Field(kind=str, required=True, pattern=DECIMAL, max_len=40,
-                     help="quantity in the base asset, decimal text"),
-        "limit_price": Field(kind=str, required=True, pattern=DECIMAL, max_len=40,
-                             help="IOC limit price, decimal text"),
-    },
-    "liquidation_check": {
-        "symbols": Field(kind=str, required=True, pattern=SYMBOL_LIST,
-                         help="comma-separated symbols or * for all"),
-    },
-}  # fmt: skip
-"""Each engine action's own fields; they reach its coroutine as keyword arguments."""
 _json_response = partial(web.json_response, dumps=partial(json.dumps, default=str))
 
 
@@ -154,7 +99,9 @@ class EngineControl(Protocol):
         """Return the engine's status snapshot.
 
         Keys: instance, color, release, role, epoch, trading_state, model_version,
-        positions, pnl, market_data_lag_s, journal_lag_s.
+        positions, pnl, market_data_lag_s, journal_lag_s, and ``journal``: healthy,
+        backlog, failing_since (epoch seconds or None), outages (the latest: started_at,
+        ended_at, seconds, failed_attempts, last_error) and acked_total.
         """
         ...
 
@@ -236,6 +183,21 @@ class EngineControl(Protocol):
         """Undo ``version``'s rollout: drop the candidate, or swap the previous model back."""
         ...
 
+    async def hold(self, condition: str, *, by: str, reason: str) -> dict[str, object]:
+        """Hold the engine at REDUCING under operator ``condition`` (idempotent)."""
+        ...
+
+    async def unhold(self, condition: str, *, by: str, reason: str) -> dict[str, object]:
+        """End the operator hold ``condition`` (idempotent)."""
+        ...
+
+    async def journal_acks(self, since: float, *, by: str, reason: str) -> dict[str, object]:
+        """Return the event ids and fill keys the journal acknowledged since ``since``.
+
+        Keys: event_ids, fills (``[venue, symbol, trade_id, side]``), truncated, leader.
+        """
+        ...
+
 
 class HaltResult(Protocol):
     """What a halt reports: whether the venue confirmed no open orders, and details."""
@@ -279,10 +241,6 @@ class ControlConfig:
             raise ValueError(
                 f"engine_call_timeout_s must be > 0 (got {self.engine_call_timeout_s})"
             )
-
-
-class _BadRequestError(Exception):
-    pass
 
 
 class ControlServer:
@@ -394,7 +352,7 @@ class ControlServer:
             )
         try:
             fields = await _payload(request, action)
-        except _BadRequestError as e:
+        except FieldError as e:
             return _json_response({"error": str(e), "action": action}, status=400)
         by = str(fields.get("by", "control_endpoint"))
         reason = str(fields.get("reason", f"{action} requested through the control endpoint"))
@@ -465,7 +423,7 @@ async def _payload(request: web.Request, action: str) -> dict[str, object]:
     """Return the action's fields (:data:`ACTION_FIELDS`), checked; empty body means none.
 
     Raises:
-        _BadRequestError: not a JSON object, unknown, ill-typed or missing fields.
+        FieldError: not a JSON object, unknown, ill-typed or missing fields.
     """
     raw = await request.read()
     document: object = {}
@@ -473,47 +431,8 @@ async def _payload(request: web.Request, action: str) -> dict[str, object]:
         try:
             document = json.loads(raw)
         except ValueError as e:
-            raise _BadRequestError(f"body is not valid JSON: {e}") from None
-    if not isinstance(document, dict):
-        raise _BadRequestError("body must be a JSON object")
-    allowed = COMMON_FIELDS | ACTION_FIELDS.get(action, {})
-    unknown = sorted(set(document) - set(allowed))
-    if unknown:
-        raise _BadRequestError(f"unknown field(s) {unknown}; {action} accepts {sorted(allowed)}")
-    for name, spec in allowed.items():
-        if spec.required and name not in document:
-            raise _BadRequestError(f"field {name!r} is required: {spec.help or name}")
-    for name, value in document.items():
-        _check_field(name, value, allowed[name])
-    return {str(k): v for k, v in document.items()}
-
-
-def _check_field(name: str, value: object, spec: Field) -> None:
-    """Raise :class:`_BadRequestError` naming ``name`` unless ``value`` fits ``spec``."""
-    what = f" ({spec.help})" if spec.help else ""
-    if spec.kind is str:
-        if not isinstance(value, str) or not value.strip() or len(value) > spec.max_len:
-            raise _BadRequestError(
-                f"field {name!r} must be a non-empty string of at most {spec.max_len}"
-                f" characters{what}"
-            )
-        if spec.pattern is not None and not spec.pattern.fullmatch(value):
-            raise _BadRequestError(f"field {name!r} must match {spec.pattern.pattern}{what}")
-        return
-    is_number = isinstance(value, int | float) and not isinstance(value, bool)
-    if not is_number or (spec.kind is int and not isinstance(value, int)):
-        raise _BadRequestError(
-            f"field {name!r} must be {'an integer' if spec.kind is int else 'a number'}{what}"
-        )
-    number = float(value)  # type: ignore[arg-type]
-    if (
-        not math.isfinite(number)
-        or (spec.low is not None and number < spec.low)
-        or (spec.high is not None and number > spec.high)
-    ):
-        raise _BadRequestError(
-            f"field {name!r} must be between {spec.low} and {spec.high} (got {value}){what}"
-        )
+            raise FieldError(f"body is not valid JSON: {e}") from None
+    return check_fields(action, document)
 
 
 class ControlUnreachableError(Exception):

@@ -44,19 +44,21 @@ from engine.execution import (
     open_session,
 )
 from engine.journal import (
+    AckLog,
     FencedError,
     FillRecord,
     GroupCommitter,
     Journal,
     JournalEvent,
     JournalUnavailableError,
+    OutageLog,
 )
 from engine.journal.models import JournalKind
 from engine.leadership import Lease, LeaseLostError
 from engine.live import metrics
 from engine.live.baseline import journal_has_fills, load_baseline, record_baseline
 from engine.live.decide import LiveDecider
-from engine.live.gate import GateChange, TradingGate
+from engine.live.gate import JOURNAL_CONDITION, VENUE_CONDITION, GateChange, TradingGate
 from engine.live.orders import INSTANCE_PATTERN, OrderManager, OrderManagerConfig
 from engine.live.quoting import QuoteSync
 from engine.live.recovery import RecoveryReport, recover
@@ -131,6 +133,9 @@ class LiveEngine:
         self.manager: OrderManager | None = None
         self.quotes: QuoteSync | None = None
         self._committer: GroupCommitter | None = None
+        # the journal as this engine saw it, over every leadership (see engine.journal.tracking)
+        self.journal_outages = OutageLog()
+        self.journal_acks = AckLog()
         self._manager_stop = asyncio.Event()
         self._manager_task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
@@ -307,7 +312,8 @@ class LiveEngine:
         self.epoch = epoch
         metrics.EPOCH.set(epoch)
         journal = Journal(self.pool, instance=self.config.instance)
-        committer = GroupCommitter(journal, epoch=lambda: epoch)
+        committer = GroupCommitter(journal, epoch=lambda: epoch, outages=self.journal_outages,
+                                   acks=self.journal_acks)  # fmt: skip
         committer.start()
         self._committer = committer
         manager = OrderManager(
@@ -516,9 +522,9 @@ class LiveEngine:
                 _BREAKER_LEVEL[self.session.rest.breaker(group).state]
             )
         if failing:
-            if self.gate.hold("venue", REDUCING):
+            if self.gate.hold(VENUE_CONDITION, REDUCING):
                 log.warning("venue_unhealthy", failing=failing)
-        elif self.gate.release("venue"):
+        elif self.gate.release(VENUE_CONDITION):
             log.info("venue_healthy")
 
     def _check_journal(self) -> None:
@@ -526,12 +532,12 @@ class LiveEngine:
         committer = self._committer
         if committer is None or committer.backlog == 0:
             self._backlog_since = None
-            self.gate.release("journal")
+            self.gate.release(JOURNAL_CONDITION)
             return
         now = time.monotonic()
         self._backlog_since = self._backlog_since or now
         if now - self._backlog_since > JOURNAL_BACKLOG_GRACE_S:
-            self.gate.hold("journal", REDUCING)
+            self.gate.hold(JOURNAL_CONDITION, REDUCING)
 
     async def set_reduced(self, symbols: frozenset[str], *, by: str, reason: str) -> None:
         """Take ``symbols`` (and only them) out of the strategy, journaled for a successor.
@@ -552,6 +558,11 @@ class LiveEngine:
         self._wake.set()
 
     # --- what the control surface reads -----------------------------------------------
+    @property
+    def committer(self) -> GroupCommitter | None:
+        """Return the leader's journal committer (None: not the leader)."""
+        return self._committer
+
     def market_data_lag_s(self) -> float | None:
         """Return seconds since the last market-data message (None before the first)."""
         if not self._last_data_ns:

@@ -10,6 +10,9 @@ Besides the state there are *holds*: named conditions that lower the effective s
 while they last and clear by themselves (the venue's breakers open, the journal behind,
 the kill-switch flag unreadable). They are not lowerings of the state: when the cause
 goes away trading resumes without an operator, while a halt or a drawdown stop stays.
+The engine's own conditions are named in :data:`ENGINE_CONDITIONS`; an operator may hold
+under any other name (``hold`` / ``unhold`` admin actions: a database switchover holds
+the engine at REDUCING under its own condition while it runs), never under these.
 """
 
 from __future__ import annotations
@@ -18,10 +21,32 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Final
 
 from engine.dtypes import ACTIVE, HALTED, REDUCING, TRADING_STATE_NAMES
 
-__all__ = ["ACTIVE", "HALTED", "REDUCING", "GateChange", "TradingGate"]
+__all__ = [
+    "ACTIVE",
+    "ENGINE_CONDITIONS",
+    "HALTED",
+    "JOURNAL_CONDITION",
+    "KILL_SWITCH_UNREADABLE_CONDITION",
+    "REDUCING",
+    "VENUE_CONDITION",
+    "GateChange",
+    "TradingGate",
+]
+
+JOURNAL_CONDITION: Final = "journal"
+"""Held while the journal backlog waits (the engine's housekeeping)."""
+VENUE_CONDITION: Final = "venue"
+"""Held while the venue's order or account breakers are open (the engine's housekeeping)."""
+KILL_SWITCH_UNREADABLE_CONDITION: Final = "kill_switch_unreadable"
+"""Held while the desk kill-switch flag cannot be read (the safety thread's poller)."""
+ENGINE_CONDITIONS: Final = frozenset(
+    {JOURNAL_CONDITION, VENUE_CONDITION, KILL_SWITCH_UNREADABLE_CONDITION}
+)
+"""Conditions the engine sets and clears itself: an operator may neither hold nor lift them."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

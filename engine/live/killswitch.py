@@ -30,12 +30,12 @@ import structlog
 from engine.dtypes import HALTED, REDUCING
 from engine.execution.clock import Clock, SystemClock
 from engine.live import metrics
-from engine.live.gate import TradingGate
+from engine.live.gate import KILL_SWITCH_UNREADABLE_CONDITION, TradingGate
 
 log = structlog.get_logger(__name__)
 
 DESK: Final = "desk"
-UNREADABLE_HOLD: Final = "kill_switch_unreadable"
+UNREADABLE_HOLD: Final = KILL_SWITCH_UNREADABLE_CONDITION
 
 _UPSERT: Final = """
     INSERT INTO kill_switch AS k (name, engaged, reason, changed_by, changed_at)

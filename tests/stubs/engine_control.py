@@ -128,6 +128,15 @@ class StubEngine:
     async def liquidation_check(self, symbols: str, *, by: str, reason: str) -> dict[str, object]:
         return await self._record("liquidation_check", symbols=symbols, by=by, reason=reason)
 
+    async def hold(self, condition: str, *, by: str, reason: str) -> dict[str, object]:
+        return await self._record("hold", condition=condition, by=by, reason=reason)
+
+    async def unhold(self, condition: str, *, by: str, reason: str) -> dict[str, object]:
+        return await self._record("unhold", condition=condition, by=by, reason=reason)
+
+    async def journal_acks(self, since: float, *, by: str, reason: str) -> dict[str, object]:
+        return await self._record("journal_acks", since=str(since), by=by, reason=reason)
+
 
 class EngineLoop:
     """The "engine" event loop on its own thread; :meth:`block` makes it stuck."""

@@ -1,4 +1,8 @@
-"""The journal against real PostgreSQL: atomic, idempotent, fenced, append-only."""
+"""The journal against real PostgreSQL: atomic, idempotent, fenced, append-only.
+
+Also what a failover is measured by: outages caused by real failures (a lock holding
+writes past the journal's timeout) and the ids the committer acknowledged.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ import json
 import os
 import signal
 import sys
+import time
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -16,12 +21,15 @@ import asyncpg
 import pytest
 
 from engine.journal import (
+    AckLog,
     FencedError,
     FillRecord,
     GroupCommitter,
     Journal,
     JournalEvent,
     JournalKind,
+    JournalUnavailableError,
+    OutageLog,
 )
 from engine.journal.writer import AppendResult
 from engine.leadership import Lease
@@ -291,3 +299,142 @@ async def test_an_unexpected_write_error_is_retried_and_the_writer_lives_on(
     finally:
         await asyncio.wait_for(committer.stop(), 5)
     assert await pool.fetchval("SELECT count(*) FROM journal_events") == 1
+
+
+async def _until_failing(outages: OutageLog, within_s: float = 5.0) -> None:
+    deadline = time.monotonic() + within_s
+    while outages.failing_since is None:
+        assert time.monotonic() < deadline, "no write failed"
+        await asyncio.sleep(0.02)
+
+
+async def test_an_outage_is_measured_from_the_first_failed_write_to_the_next_success(
+    pool: asyncpg.Pool,
+) -> None:
+    """Writes fail for real: a lock holds them past the journal's 0.2 s timeout."""
+    epoch = await leader(pool)
+    committer = GroupCommitter(Journal(pool, instance="blue", timeout_s=0.2),
+                               epoch=lambda: epoch, max_backoff_s=0.05)  # fmt: skip
+    committer.start()
+    try:
+        await committer.record([JournalEvent(kind=JournalKind.ORDER_NEW, body={"n": 1})])
+        assert committer.outages.recent() == []  # a write that succeeds opens nothing
+        async with pool.acquire() as blocker, blocker.transaction():
+            await blocker.execute("LOCK TABLE journal_events IN ACCESS EXCLUSIVE MODE")
+            locked, wall_locked = time.monotonic(), time.time()
+            waiting = asyncio.ensure_future(
+                committer.record([JournalEvent(kind=JournalKind.ORDER_NEW, body={"n": 2})])
+            )
+            await _until_failing(committer.outages)
+            assert committer.failing_since is not None
+            assert wall_locked <= committer.failing_since <= time.time()
+            await asyncio.sleep(1.0)
+            assert not waiting.done()
+            unlocked = time.monotonic()
+        await asyncio.wait_for(waiting, 10)
+    finally:
+        await asyncio.wait_for(committer.stop(), 5)
+    [outage] = committer.outages.recent()
+    assert committer.failing_since is None
+    assert outage.ended_at is not None
+    assert outage.started_at <= outage.ended_at <= time.time()
+    assert outage.failed_attempts >= 2
+    assert outage.last_error.startswith("JournalUnavailableError")
+    # from the first timeout (0.2 s after the lock) to the write after the unlock (a
+    # backoff of at most 0.05 s, a timeout of at most 0.2 s)
+    held = unlocked - locked
+    assert held - 0.2 - 0.1 <= outage.seconds <= held + 0.5, (held, outage)
+    assert await pool.fetchval("SELECT count(*) FROM journal_events") == 2
+
+
+async def test_acknowledged_since_returns_exactly_the_ids_committed_after_it(
+    pool: asyncpg.Pool,
+) -> None:
+    epoch = await leader(pool)
+    committer = GroupCommitter(Journal(pool, instance="blue"), epoch=lambda: epoch)
+    committer.start()
+    before = [JournalEvent(kind=JournalKind.ORDER_NEW, body={"i": i}) for i in range(5)]
+    after = [JournalEvent(kind=JournalKind.ORDER_ACKED, body={"i": i}) for i in range(5)]
+    try:
+        await committer.record(before, [fill("b1")])
+        await asyncio.sleep(0.01)
+        since = time.time()
+        await asyncio.sleep(0.01)
+        await asyncio.gather(
+            committer.record(after[:3], [fill("a1")]),
+            committer.record(after[3:], [fill("a2", side="sell")]),
+        )
+        answer = committer.acknowledged_since(since)
+        everything = committer.acknowledged_since(0.0)
+    finally:
+        await committer.stop()
+    assert sorted(answer.event_ids) == sorted(e.event_id for e in after)
+    assert sorted(answer.fills) == [
+        ("binance", "BTC/USDT", "a1", "buy"), ("binance", "BTC/USDT", "a2", "sell"),
+    ]  # fmt: skip
+    assert answer.truncated is False
+    assert everything.event_ids[:5] == [e.event_id for e in before]  # in commit order
+    committed = {r["event_id"] for r in await pool.fetch("SELECT event_id FROM journal_events")}
+    assert set(everything.event_ids) == committed
+    assert committer.acked_total == 13
+
+
+async def test_acknowledged_since_says_truncated_once_the_ring_let_go_of_newer_ids(
+    pool: asyncpg.Pool,
+) -> None:
+    epoch = await leader(pool)
+    committer = GroupCommitter(Journal(pool, instance="blue"), epoch=lambda: epoch,
+                               acks=AckLog(maxlen=6))  # fmt: skip
+    committer.start()
+    first, second, third = (
+        [JournalEvent(kind=JournalKind.ORDER_NEW, body={"batch": b}) for _ in range(n)]
+        for b, n in ((1, 4), (2, 4), (3, 3))
+    )
+    try:
+        await committer.record(first)
+        await asyncio.sleep(0.01)
+        since = time.time()
+        await committer.record(second)  # lets two of the first go: older than since
+        kept = committer.acknowledged_since(since)
+        await committer.record(third)  # lets one of the second go
+        cut = committer.acknowledged_since(since)
+    finally:
+        await committer.stop()
+    assert kept.event_ids == [e.event_id for e in second]
+    assert kept.truncated is False
+    assert cut.event_ids == [e.event_id for e in second[1:] + third]
+    assert cut.truncated is True
+
+
+async def test_outages_and_acks_outlive_a_committer_abandoned_mid_outage(
+    pool: asyncpg.Pool,
+) -> None:
+    """The engine steps down in a long outage and leads again with a new committer."""
+    epoch = await leader(pool)
+    outages, acks = OutageLog(), AckLog()
+    first = GroupCommitter(Journal(pool, instance="blue", timeout_s=0.2), epoch=lambda: epoch,
+                           max_backoff_s=0.05, outages=outages, acks=acks)  # fmt: skip
+    first.start()
+    acked = JournalEvent(kind=JournalKind.ORDER_NEW, body={"n": 1})
+    await first.record([acked])
+    async with pool.acquire() as blocker, blocker.transaction():
+        await blocker.execute("LOCK TABLE journal_events IN ACCESS EXCLUSIVE MODE")
+        waiting = await first.enqueue([JournalEvent(kind=JournalKind.ORDER_NEW, body={"n": 2})])
+        await _until_failing(outages)
+        first.abandon(JournalUnavailableError("stepped down before the write"))
+        # its batch was being written, out of the queue: its producer is told all the same
+        with pytest.raises(JournalUnavailableError, match="stepped down"):
+            await asyncio.wait_for(waiting, 5)
+    assert outages.failing_since is not None  # nothing succeeded yet: still on
+    second = GroupCommitter(Journal(pool, instance="blue"), epoch=lambda: epoch,
+                            outages=outages, acks=acks)  # fmt: skip
+    second.start()
+    again = JournalEvent(kind=JournalKind.LEADERSHIP, body={"event": "acquired"})
+    try:
+        await asyncio.wait_for(second.record([again]), 10)
+    finally:
+        await second.stop()
+    [outage] = outages.recent()
+    assert outage.ended_at is not None
+    assert outages.failing_since is None
+    assert second.acknowledged_since(0.0).event_ids == [acked.event_id, again.event_id]

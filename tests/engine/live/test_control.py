@@ -142,6 +142,15 @@ async def test_admin_without_the_right_bearer_token_is_401_and_does_nothing(
         ("halt", {"reason": 5}, "field 'reason' must be a non-empty string"),
         ("halt", [1, 2], "body must be a JSON object"),
         ("halt", "{not json", "body is not valid JSON"),
+        # the engine's own conditions: an operator may neither take nor lift them
+        ("hold", {"condition": "journal"}, "field 'condition' may not be 'journal'"),
+        ("hold", {"condition": "venue"}, "field 'condition' may not be 'venue'"),
+        ("unhold", {"condition": "kill_switch_unreadable"}, "may not be 'kill_switch_unreadable'"),
+        ("hold", {"condition": "DR failover"}, "field 'condition' must match"),
+        ("hold", {}, "field 'condition' is required"),
+        ("journal_acks", {}, "field 'since' is required"),
+        ("journal_acks", {"since": -1}, "field 'since' must be >= 0.0"),
+        ("journal_acks", {"since": "yesterday"}, "field 'since' must be a number"),
     ],
 )
 async def test_bad_payload_is_400_naming_the_field(
@@ -181,6 +190,23 @@ async def test_engine_actions_run_on_the_engine_loop(
         assert r.status == 200
     assert engine.calls[0] == ("load_model", body)
     assert engine.calls[1][0] == "pause"
+
+
+async def test_failover_actions_reach_the_engine_with_their_fields(
+    safety: SafetyThread, engine: StubEngine, http: aiohttp.ClientSession
+):
+    for action, body in (
+        ("hold", {"condition": "dr_failover", "by": "dr", "reason": "switchover"}),
+        ("unhold", {"condition": "dr_failover", "by": "dr", "reason": "switchover done"}),
+        ("journal_acks", {"since": 1_800_000_000.5, "by": "dr", "reason": "rpo"}),
+    ):
+        async with http.post(f"{safety.url}/admin/{action}", headers=AUTH, json=body) as r:
+            assert r.status == 200, await r.text()
+    assert engine.calls == [
+        ("hold", {"condition": "dr_failover", "by": "dr", "reason": "switchover"}),
+        ("unhold", {"condition": "dr_failover", "by": "dr", "reason": "switchover done"}),
+        ("journal_acks", {"since": "1800000000.5", "by": "dr", "reason": "rpo"}),
+    ]
 
 
 async def test_engine_action_on_a_stuck_loop_is_503_with_a_clear_message(

@@ -1,0 +1,246 @@
+"""dr_failover against a real PostgreSQL pair, a real engine trading on the simulator, and
+the session's Temporal server. Nothing is mocked.
+
+Each test owns its pair (the session's PostgreSQL is shared: never promote it), runs
+``bot4 engine run`` on it with the multi-host DSN, and a worker of the workflow in this
+process on its own task queue. Checks read the database, the engine's ``/status`` and the
+venue's order and trade lists, never only the workflow's word.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from temporalio.client import Client, WorkflowFailureError
+from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.worker import Worker
+
+from bot4.settings import DatabaseSettings
+from infra.postgres.cluster import PgCluster
+from infra.postgres.migrate import apply_migrations
+from infra.stack.component import SilentProgress
+from infra.stack.launcher import Stack
+from infra.stack.paths import StackPaths
+from infra.stack.postgres import PostgresPair
+from tests.engine.live.harness import open_venue
+from tests.engine.live.test_engine import (
+    EngineProcess,
+    assert_venue_matches_journal,
+    leader,
+    market,
+    release,
+    trading,
+    until,
+)
+from tests.stubs.engine_control import TOKEN
+from tests.stubs.ports import free_ports
+from tests.stubs.stack import make_home, remove_home
+from workflows.dr_failover import DrFailoverInput, DrFailoverResult, DrFailoverWorkflow
+from workflows.dr_failover.activities import DrFailoverActivities, DrFailoverConfig
+from workflows.engines import Engine, EngineDirectory
+from workflows.registry import dr_failover_activities
+
+__all__ = ["market", "release"]  # fixtures reused from test_engine
+
+pytestmark = pytest.mark.timeout(300)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Pair:
+    """A primary and synchronous standby of this test alone."""
+
+    home: Path
+    settings: DatabaseSettings
+    cluster: PgCluster
+    dsn: str
+
+
+@pytest.fixture
+async def pair() -> AsyncIterator[Pair]:
+    home = make_home()
+    primary_port, standby_port = free_ports(2)
+    settings = DatabaseSettings(primary_port=primary_port, standby_port=standby_port)
+    paths = StackPaths(home)
+    paths.create()
+    postgres = PostgresPair(paths=paths, settings=settings)
+    try:
+        await asyncio.to_thread(postgres.ensure_running, SilentProgress())
+        await apply_migrations(settings.local_dsn())
+        yield Pair(home=home, settings=settings, cluster=PgCluster(postgres),
+                   dsn=settings.local_dsn())  # fmt: skip
+    finally:
+        await asyncio.to_thread(postgres.stop)
+        remove_home(home)
+
+
+@pytest.fixture
+async def engine(pair: Pair, market: int, release: Path, tmp_path: Path) -> AsyncIterator[Any]:
+    process = await EngineProcess(tmp_path, pair.dsn, market, release, color="blue",
+                                  instance="blue").start()  # fmt: skip
+    try:
+        await process.wait_for(leader, within=60, what="leader")
+        yield process
+    finally:
+        await process.terminate()
+
+
+@asynccontextmanager
+async def failover_worker(
+    stack: Stack, pair: Pair, engine: Any
+) -> AsyncIterator[tuple[Client, str]]:
+    """A worker of dr_failover on a unique task queue, reaching this test's pair and engine."""
+    temporal = stack.settings.temporal
+    client = await Client.connect(temporal.effective_address(), namespace=temporal.namespace)
+    task_queue = f"dr-failover-test-{uuid.uuid4().hex}"
+    config = DrFailoverConfig(
+        home=pair.home, db=pair.settings, dsn=pair.dsn,
+        engines=EngineDirectory(engines=(Engine(color="blue", url=engine.url),), token=TOKEN),
+    )  # fmt: skip
+    async with Worker(client, task_queue=task_queue, workflows=[DrFailoverWorkflow],
+                      activities=dr_failover_activities(DrFailoverActivities(config))):  # fmt: skip
+        yield client, task_queue
+
+
+async def run(client: Client, task_queue: str, **fields: Any) -> DrFailoverResult:
+    request = DrFailoverInput(requested_by="alice", reason="test", **fields)
+    return await client.execute_workflow(
+        DrFailoverWorkflow.run, request, id=f"dr-test-{uuid.uuid4().hex[:8]}",
+        task_queue=task_queue,
+    )  # fmt: skip
+
+
+def active(status: dict[str, Any]) -> bool:
+    return bool(
+        status.get("role") == "leader"
+        and status["trading_state"] == "ACTIVE"
+        and not status["conditions"]
+    )
+
+
+async def orders_since(pool_dsn: str, seq: int) -> int:
+    connection = await asyncpg.connect(pool_dsn)
+    try:
+        return int(
+            await connection.fetchval(
+                "SELECT count(*) FROM journal_events WHERE kind = 'order_new' AND seq > $1", seq
+            )
+        )
+    finally:
+        await connection.close()
+
+
+async def last_seq(dsn: str) -> int:
+    connection = await asyncpg.connect(dsn)
+    try:
+        return int(await connection.fetchval("SELECT coalesce(max(seq), 0) FROM journal_events"))
+    finally:
+        await connection.close()
+
+
+async def test_switchover_while_trading_loses_nothing_rejoins_and_switches_back(
+    running_stack: Stack, pair: Pair, engine: Any, market: int
+) -> None:
+    pool = await asyncpg.create_pool(pair.dsn, min_size=1, max_size=2)
+    venue = await open_venue(market)
+    try:
+        await until(lambda: trading(pool), within=30)
+        before = await asyncio.to_thread(pair.cluster.replication)
+        async with failover_worker(running_stack, pair, engine) as (client, queue):
+            there = await run(client, queue, mode="switchover")
+            await engine.wait_for(active, within=20, what="ACTIVE after the switchover")
+            seq = await last_seq(pair.dsn)
+            await until(lambda: _more_orders(pair.dsn, seq), within=20)  # trading again
+            after = await asyncio.to_thread(pair.cluster.replication)
+            back = await run(client, queue, mode="switchover")
+            await engine.wait_for(active, within=20, what="ACTIVE after switching back")
+
+        assert (there.old_primary, there.new_primary) == (before.primary, before.standby)
+        assert there.rpo_events == 0, there.verify
+        assert there.verify is not None
+        assert there.verify.events_checked > 0  # the engine acknowledged facts in the window
+        assert there.rto_s is not None
+        assert there.rejoin is not None
+        assert there.rejoin.method in ("rewind", "basebackup")
+        assert (after.primary, after.standby, after.sync_state) == (
+            before.standby, before.primary, "sync")  # fmt: skip
+        assert (back.old_primary, back.new_primary) == (before.standby, before.primary)
+        assert back.rpo_events == 0, back.verify
+        final = await asyncio.to_thread(pair.cluster.replication)
+        assert (final.primary, final.sync_state) == (before.primary, "sync")
+        assert await engine.terminate() == 0, engine.tail()
+        await assert_venue_matches_journal(venue, pool)
+    finally:
+        await pool.close()
+        await venue.close()
+
+
+async def _more_orders(dsn: str, seq: int) -> bool:
+    return await orders_since(dsn, seq) >= 3
+
+
+async def test_primary_killed_during_a_burst_fails_over_with_every_acknowledged_fact(
+    running_stack: Stack, pair: Pair, engine: Any, market: int
+) -> None:
+    pool = await asyncpg.create_pool(pair.dsn, min_size=1, max_size=2)
+    venue = await open_venue(market)
+    try:
+        await until(lambda: trading(pool), within=30)
+        before = await asyncio.to_thread(pair.cluster.replication)
+        assert before.primary is not None
+        async with failover_worker(running_stack, pair, engine) as (client, queue):
+            await asyncio.to_thread(pair.cluster.kill_primary, before.primary)  # mid-burst
+            result = await run(client, queue, mode="failover", detect_interval_ms=100)
+        await engine.wait_for(active, within=30, what="ACTIVE after the failover")
+        seq = await last_seq(pair.dsn)
+        await until(lambda: _more_orders(pair.dsn, seq), within=20)
+
+        assert result.new_primary == before.standby
+        assert result.detect is not None
+        assert result.rpo_events == 0, result.verify
+        assert result.verify is not None
+        assert result.verify.events_checked > 0
+        assert result.rto_s is not None
+        assert result.rto_s < 30
+        final = await asyncio.to_thread(pair.cluster.replication)
+        assert (final.primary, final.standby, final.sync_state) == (
+            before.standby, before.primary, "sync")  # fmt: skip
+        assert await engine.terminate() == 0, engine.tail()
+        await pool.close()
+        pool = await asyncpg.create_pool(pair.dsn, min_size=1, max_size=2)
+        await assert_venue_matches_journal(venue, pool)  # nothing lost, nothing twice
+    finally:
+        await pool.close()
+        await venue.close()
+
+
+async def test_a_switchover_with_the_standby_down_is_refused_and_changes_nothing(
+    running_stack: Stack, pair: Pair, engine: Any
+) -> None:
+    before = await asyncio.to_thread(pair.cluster.replication)
+    assert before.standby is not None
+    await asyncio.to_thread(pair.cluster.node(before.standby).stop)
+    async with failover_worker(running_stack, pair, engine) as (client, queue):
+        with pytest.raises(WorkflowFailureError) as refused:
+            await run(client, queue, mode="switchover")
+    assert isinstance(refused.value.cause, ActivityError)
+    assert isinstance(refused.value.cause.cause, ApplicationError)
+    assert refused.value.cause.cause.type == "PreconditionFailed"
+    assert f"{before.standby} is down" in str(refused.value.cause.cause)
+    roles = await asyncio.to_thread(pair.cluster.roles)
+    assert roles[before.primary] == "primary"  # type: ignore[index]
+    status = await engine.status()
+    assert status is not None
+    assert status["role"] == "leader"
+    assert "dr_failover" not in status["conditions"]  # never held
+    # without its synchronous standby the primary's commits wait: start it again, and
+    # the engine's queued journal writes complete (nothing was lost meanwhile)
+    await asyncio.to_thread(pair.cluster.start_node, before.standby)
+    await engine.wait_for(active, within=30, what="ACTIVE once the standby is back")
