@@ -39,7 +39,7 @@ typecheck: $(STAMP)  ## mypy (strict)
 	$(VENV)/bin/mypy
 
 pytest: $(STAMP)  ## the test suite (integration tests start real servers)
-	$(VENV)/bin/pytest --durations=30
+	$(VENV)/bin/pytest -n 2 --dist loadfile --durations=30
 
 clean:  ## remove the virtual environment and caches (not ./var)
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -45,6 +45,10 @@ def configure_parsers(commands: Any) -> None:
     serve.add_argument(
         "--name", default="scheduled", help="deployment name (another runner: another name)"
     )
+    serve.add_argument(
+        "--only", action="append", choices=("backup", "reconcile", "report"), default=None,
+        help="serve only this flow (repeat for several; default: all)",
+    )  # fmt: skip
     backup = commands.add_parser(
         "backup", help="back up now (pg_dump, upload, restore test, retention), or list [LOCAL]"
     )
@@ -127,7 +131,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     bind_settings(settings)
 
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve_flows(settings, name=args.name))
+        asyncio.run(serve_flows(settings, name=args.name, only=tuple(args.only or ())))
     return EXIT_OK
 
 

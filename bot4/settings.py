@@ -218,13 +218,25 @@ class EngineSettings(_Group):
         return value
 
 
+CRON: Final = r"^\S+( \S+){4}$"
+
+
 class WorkerSettings(_Group):
-    """Temporal worker."""
+    """Temporal worker, and the drill schedule it keeps in Temporal."""
 
     metrics_port: Port = Field(default=9200, description="Prometheus port of the worker.")
-
-
-CRON: Final = r"^\S+( \S+){4}$"
+    drill_cron: str = Field(
+        default="",
+        pattern=r"^(|\S+( \S+){4})$",
+        description="UTC cron of the scheduled disaster-recovery drill (a Temporal schedule"
+        " the worker creates or updates at start); empty: no schedule (the default).",
+    )
+    drill_mode: Literal["switchover", "failover"] = Field(
+        default="switchover", description="What the scheduled drill does to the primary."
+    )
+    drill_max_rto_s: float = Field(
+        default=10.0, gt=0, le=3600, description="A scheduled drill fails above this RTO."
+    )
 
 
 class FlowsSettings(_Group):

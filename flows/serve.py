@@ -22,11 +22,15 @@ from flows.metrics import FlowMetrics
 log = structlog.get_logger(__name__)
 
 
-async def build_deployments(settings: Settings, *, name: str = DEPLOYMENT) -> list[Any]:
-    """Return the runner deployments, one per flow, with their schedules."""
+async def build_deployments(
+    settings: Settings, *, name: str = DEPLOYMENT, only: tuple[str, ...] = ()
+) -> list[Any]:
+    """Return the runner deployments, one per flow (``only`` these when given)."""
     plans = schedules(settings)
     deployments = []
     for flow_name, flow_ in FLOWS.items():
+        if only and flow_name not in only:
+            continue
         deployments.append(
             await flow_.ato_deployment(
                 name=name,
@@ -38,8 +42,10 @@ async def build_deployments(settings: Settings, *, name: str = DEPLOYMENT) -> li
     return deployments
 
 
-async def serve_flows(settings: Settings, *, name: str = DEPLOYMENT) -> None:
-    """Serve the deployments and the metrics until cancelled (SIGTERM, SIGINT)."""
+async def serve_flows(
+    settings: Settings, *, name: str = DEPLOYMENT, only: tuple[str, ...] = ()
+) -> None:
+    """Serve the deployments (``only`` these when given) and the metrics until cancelled."""
     from prefect import aserve
 
     metrics = FlowMetrics()
@@ -48,7 +54,7 @@ async def serve_flows(settings: Settings, *, name: str = DEPLOYMENT) -> None:
     )
     refresher = asyncio.create_task(metrics.refresh_forever(settings.db.effective_dsn()))
     try:
-        deployments = await build_deployments(settings, name=name)
+        deployments = await build_deployments(settings, name=name, only=only)
         plans = {k: str(v.cron or v.interval) for k, v in schedules(settings).items()}
         log.info("flows_serving", deployments=[d.name for d in deployments], schedules=plans)
         await aserve(*deployments, print_starting_message=False)

@@ -51,6 +51,7 @@ async def run_worker(
         namespace=settings.temporal.namespace,
         runtime=runtime,
     )
+    await _drill_schedule_and_gauges(client, runtime, settings, task_queue)
     worker = Worker(
         client,
         task_queue=task_queue,
@@ -58,6 +59,10 @@ async def run_worker(
         activities=activity_methods(settings),
         graceful_shutdown_timeout=timedelta(seconds=GRACEFUL_SHUTDOWN_S),
     )
+    from workflows.dr_failover.gauges import ReplicationGauges, watch_replication
+
+    watcher = asyncio.create_task(watch_replication(
+        settings.db.effective_dsn(), ReplicationGauges(runtime.metric_meter), stop))  # fmt: skip
     log.info(
         "worker_started",
         task_queue=task_queue,
@@ -68,7 +73,28 @@ async def run_worker(
     async with worker:
         await stop.wait()
         log.info("worker_stopping", graceful_shutdown_s=GRACEFUL_SHUTDOWN_S)
+    await watcher
     log.info("worker_stopped")
+
+
+async def _drill_schedule_and_gauges(
+    client: Client, runtime: Runtime, settings: Settings, task_queue: str
+) -> None:
+    """Keep the drill schedule in step with the settings; seed the drill gauges.
+
+    Neither may stop the worker: a failure is logged and the worker serves anyway (the
+    runbooks matter more than the schedule).
+    """
+    from workflows.dr_failover.gauges import DrillGauges, last_passed_drill
+    from workflows.drill_schedule import sync_drill_schedule
+
+    try:
+        outcome = await sync_drill_schedule(client, settings, task_queue)
+        log.info("drill_schedule", outcome=outcome, cron=settings.worker.drill_cron or None)
+    except Exception as e:
+        log.error("drill_schedule_failed", error=f"{type(e).__name__}: {e}")
+    passed_at = await last_passed_drill(settings.db.effective_dsn())
+    DrillGauges(runtime.metric_meter).record(rto_s=None, rpo_events=None, passed_at=passed_at)
 
 
 async def serve(settings: Settings) -> None:

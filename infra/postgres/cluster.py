@@ -26,16 +26,22 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Final, Literal, TypeVar
+from typing import Final, Literal
 
 import asyncpg
 import structlog
 
+from infra.postgres.node_ops import (
+    DRIVER_ERRORS,
+    child_pids,
+    clear_stale_locks,
+    run_sync,
+    write_signal,
+)
 from infra.stack.errors import StackError
-from infra.stack.pg_node import PgNode, PgNodeComponent
+from infra.stack.pg_node import PgNodeComponent
 from infra.stack.pgconf import quote, write_auto_conf
 from infra.stack.postgres import SYNC_STANDBY_NAMES, PostgresPair
 from infra.stack.process import port_is_free, process_start_ticks
@@ -56,7 +62,6 @@ STREAM_WAIT_S: Final = 30.0
 CLEAN_STATES: Final = ("shut down", "shut down in recovery")
 """pg_controldata states pg_rewind accepts without crash recovery."""
 _LSN: Final = re.compile(r"^[0-9A-Fa-f]{1,8}/[0-9A-Fa-f]{1,8}$")
-_T = TypeVar("_T")
 
 
 class ClusterError(StackError):
@@ -298,7 +303,7 @@ class PgCluster:
             return
         # The children must die too: each is its own process group, and an orphaned
         # backend would keep the shared memory that a later start refuses to share.
-        victims = [pid, *_children(pid)]
+        victims = [pid, *child_pids(pid)]
         for victim in victims:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(victim, signal.SIGKILL)
@@ -522,7 +527,7 @@ class PgCluster:
             # writable primary. Single-user mode refuses standby mode, so our fence
             # (standby.signal, see promote) goes for that run; -R writes it back.
             (node.data_dir / "standby.signal").unlink(missing_ok=True)
-        _clear_stale_locks(node)  # pg_rewind's single-user run takes the lock too
+        clear_stale_locks(node)  # pg_rewind's single-user run takes the lock too
         source_server = (
             f"host={self.pair.settings.host} port={source.node.port} "
             f"user={self.pair.settings.user} dbname=postgres"
@@ -592,7 +597,7 @@ class PgCluster:
                 "synchronous_commit": "remote_apply",
             },
         )
-        _write_signal(node.data_dir)
+        write_signal(node.data_dir)
 
     def _start_standby(self, target: PgNodeComponent, *, source: PgNodeComponent) -> None:
         """Start ``target`` and wait until ``source`` lists it streaming."""
@@ -621,10 +626,10 @@ class PgCluster:
         """Mark a stopped deposed primary's files as a standby's, so it restarts read-only."""
         data_dir = component.node.data_dir
         if component.pid() is None and (data_dir / "PG_VERSION").exists():
-            _write_signal(data_dir)
+            write_signal(data_dir)
 
     def _start(self, component: PgNodeComponent) -> None:
-        _clear_stale_locks(component.node)
+        clear_stale_locks(component.node)
         try:
             component.start()
         except StackError as e:
@@ -710,7 +715,7 @@ class PgCluster:
         """Return the first row, or None when the node does not answer (or errs)."""
         try:
             return self._fetchrow(component, sql, args, timeout_s)
-        except _DRIVER_ERRORS:
+        except DRIVER_ERRORS:
             return None
 
     def _query(
@@ -727,7 +732,7 @@ class PgCluster:
         """
         try:
             return self._fetchrow(component, sql, args, timeout_s)
-        except _DRIVER_ERRORS as e:
+        except DRIVER_ERRORS as e:
             raise ClusterError(
                 component.name,
                 f"{sql.split(maxsplit=1)[0]} failed: {type(e).__name__}: {e}",
@@ -753,86 +758,4 @@ class PgCluster:
             finally:
                 await connection.close(timeout=timeout_s)
 
-        return _run_sync(asyncio.wait_for(fetch(), timeout_s + 1.0))
-
-
-_DRIVER_ERRORS: Final = (
-    OSError,
-    TimeoutError,
-    asyncpg.PostgresError,
-    asyncpg.InterfaceError,
-    asyncpg.InternalClientError,  # raised by a connection that died mid-statement
-)
-
-
-def _run_sync(coroutine: Coroutine[Any, Any, _T]) -> _T:
-    """Run ``coroutine`` on a private event loop (never touches the thread's current one).
-
-    Callers run in a worker thread (``asyncio.to_thread``); a thread with a running loop
-    cannot use this.
-    """
-    loop = asyncio.new_event_loop()
-    try:
-        return loop.run_until_complete(coroutine)
-    finally:
-        loop.close()
-
-
-def _write_signal(data_dir: Path) -> None:
-    """Create ``standby.signal`` owned like the data directory (the server must read it)."""
-    path = data_dir / "standby.signal"
-    path.touch()
-    owner = data_dir.stat()
-    os.chown(path, owner.st_uid, owner.st_gid)
-    path.chmod(0o600)
-
-
-def _children(pid: int) -> list[int]:
-    """Return the pids whose parent is ``pid``."""
-    children = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except (FileNotFoundError, ProcessLookupError, PermissionError):
-            continue
-        fields = stat[stat.rfind(")") + 2 :].split()
-        if int(fields[1]) == pid:
-            children.append(int(entry.name))
-    return children
-
-
-def _clear_stale_locks(node: PgNode) -> None:
-    """Remove the lock files of a dead server when nothing uses its memory any more.
-
-    PostgreSQL ignores a lock file whose pid is gone, but takes an unreaped zombie (a
-    killed postmaster that its new parent, init, has not reaped yet) for a live server
-    and refuses to start. Same checks as its own, zombie-aware: the pid does not run and
-    no process is attached to its shared memory (an orphaned backend still writing).
-    The socket's lock file lives outside the data directory, with the same pid.
-    """
-    lock = node.data_dir / "postmaster.pid"
-    try:
-        lines = lock.read_text().splitlines()
-        pid = int(lines[0])
-        shmid = int(lines[6].split()[1]) if len(lines) > 6 else None
-    except (FileNotFoundError, IndexError, ValueError):
-        return
-    if process_start_ticks(pid) is not None or (shmid is not None and _attached(shmid)):
-        return
-    socket_lock = node.socket_dir / f".s.PGSQL.{node.port}.lock"
-    with contextlib.suppress(FileNotFoundError, IndexError, ValueError):
-        if int(socket_lock.read_text().splitlines()[0]) == pid:
-            socket_lock.unlink()
-    lock.unlink(missing_ok=True)
-    log.info("cluster_stale_lock_removed", node=node.name, pid=pid)
-
-
-def _attached(shmid: int) -> bool:
-    """Tell whether a process is attached to the System V shared memory ``shmid``."""
-    for line in Path("/proc/sysvipc/shm").read_text().splitlines()[1:]:
-        fields = line.split()
-        if int(fields[1]) == shmid:
-            return int(fields[6]) > 0
-    return False
+        return run_sync(asyncio.wait_for(fetch(), timeout_s + 1.0))

@@ -10,6 +10,7 @@ venue's order and trade lists, never only the workflow's word.
 from __future__ import annotations
 
 import asyncio
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,11 +20,12 @@ from typing import Any
 
 import asyncpg
 import pytest
+from pydantic import SecretStr
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.worker import Worker
 
-from bot4.settings import DatabaseSettings
+from bot4.settings import DatabaseSettings, EngineSettings
 from infra.postgres.cluster import PgCluster
 from infra.postgres.migrate import apply_migrations
 from infra.stack.component import SilentProgress
@@ -42,7 +44,7 @@ from tests.engine.live.test_engine import (
 )
 from tests.stubs.engine_control import TOKEN
 from tests.stubs.ports import free_ports
-from tests.stubs.stack import make_home, remove_home
+from tests.stubs.stack import make_home, remove_home, settings_env
 from workflows.dr_failover import DrFailoverInput, DrFailoverResult, DrFailoverWorkflow
 from workflows.dr_failover.activities import DrFailoverActivities, DrFailoverConfig
 from workflows.engines import Engine, EngineDirectory
@@ -244,3 +246,69 @@ async def test_a_switchover_with_the_standby_down_is_refused_and_changes_nothing
     # the engine's queued journal writes complete (nothing was lost meanwhile)
     await asyncio.to_thread(pair.cluster.start_node, before.standby)
     await engine.wait_for(active, within=30, what="ACTIVE once the standby is back")
+
+
+async def test_worker_killed_mid_switchover_completes_once_on_the_restarted_worker(
+    running_stack: Stack, pair: Pair, engine: Any, market: int, tmp_path: Path
+) -> None:
+    """The whole bot4 worker in its own process (SIGKILL), on this test's pair and engine."""
+    settings = running_stack.settings.model_copy(update={
+        "home": pair.home, "db": pair.settings,
+        "engine": EngineSettings(blue_control_port=engine.port,
+                                 green_control_port=free_ports(1)[0],
+                                 control_token=SecretStr(TOKEN)),
+        "worker": running_stack.settings.worker.model_copy(
+            update={"metrics_port": free_ports(1)[0]}),
+    })  # fmt: skip
+    env = settings_env(settings)
+    queue = f"dr-kill-{uuid.uuid4().hex}"
+    log = tmp_path / "worker.log"
+
+    async def start_worker() -> asyncio.subprocess.Process:
+        with log.open("ab") as out:
+            return await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "tests.stubs.deploy_worker", queue, env=env,
+                stdout=out, stderr=out)  # fmt: skip
+
+    temporal = running_stack.settings.temporal
+    client = await Client.connect(temporal.effective_address(), namespace=temporal.namespace)
+    before = await asyncio.to_thread(pair.cluster.replication)
+    worker = await start_worker()
+    try:
+        handle = await client.start_workflow(
+            DrFailoverWorkflow.run, DrFailoverInput(mode="switchover", requested_by="alice",
+                                                    reason="test"),
+            id=f"dr-kill-{uuid.uuid4().hex[:8]}", task_queue=queue,
+        )  # fmt: skip
+        await until(lambda: _reached(handle, MID_MOVE), within=60)
+        assert await _reached(handle, MID_MOVE)  # still mid-move: the primary is changing
+        worker.kill()  # SIGKILL between the clean stop and the promotion
+        await worker.wait()
+        worker = await start_worker()
+        result = await asyncio.wait_for(handle.result(), 180)
+    finally:
+        if worker.returncode is None:
+            worker.kill()
+            await worker.wait()
+    await engine.wait_for(active, within=30, what="ACTIVE after the switchover")
+    assert (result.old_primary, result.new_primary) == (before.primary, before.standby)
+    assert result.rpo_events == 0, result.verify
+    final = await asyncio.to_thread(pair.cluster.replication)
+    assert (final.primary, final.standby, final.sync_state) == (
+        before.standby, before.primary, "sync")  # fmt: skip
+    history = await handle.fetch_history()
+    promotes = [e for e in history.events if e.HasField("activity_task_scheduled_event_attributes")
+                and e.activity_task_scheduled_event_attributes.activity_type.name
+                == "dr_failover.promote"]  # fmt: skip
+    assert len(promotes) == 1  # one promotion, whatever the retries inside it
+
+
+MID_MOVE = frozenset({"stop_primary", "wait_replayed", "promote"})
+
+
+async def _reached(handle: Any, steps: frozenset[str]) -> bool:
+    try:
+        progress = await handle.query(DrFailoverWorkflow.progress)
+    except Exception:  # no worker to answer between the kill and the restart
+        return False
+    return progress.step in steps

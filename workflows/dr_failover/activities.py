@@ -366,6 +366,12 @@ class DrFailoverActivities:
             )  # fmt: skip
         finally:
             await connection.close()
+        from workflows.dr_failover.gauges import DrillGauges
+
+        DrillGauges(activity.metric_meter()).record(
+            rto_s=report.rto_s, rpo_events=report.rpo_events,
+            passed_at=report.started_at.timestamp() if report.passed else None,
+        )  # fmt: skip
         return drill_id, uri
 
     @activity.defn(name="dr_failover.rejoin")
