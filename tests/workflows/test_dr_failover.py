@@ -223,21 +223,29 @@ async def test_primary_killed_during_a_burst_fails_over_with_every_acknowledged_
         await venue.close()
 
 
-async def test_a_switchover_with_the_standby_down_is_refused_and_changes_nothing(
+async def test_refusals_change_nothing_a_live_primary_and_a_standby_down(
     running_stack: Stack, pair: Pair, engine: Any
 ) -> None:
     before = await asyncio.to_thread(pair.cluster.replication)
+    assert before.primary is not None
     assert before.standby is not None
-    await asyncio.to_thread(pair.cluster.node(before.standby).stop)
     async with failover_worker(running_stack, pair, engine) as (client, queue):
+        # an unplanned failover of a primary that still answers: two primaries, refused
+        with pytest.raises(WorkflowFailureError) as alive:
+            await run(client, queue, mode="failover", detect_within_s=2)
+        assert _refusal(alive.value).type == "PrimaryAlive"
+        now = await asyncio.to_thread(pair.cluster.replication)
+        assert (now.primary, now.standby, now.sync_state) == (before.primary, before.standby,
+                                                              "sync")  # fmt: skip
+
+        await asyncio.to_thread(pair.cluster.node(before.standby).stop)
         with pytest.raises(WorkflowFailureError) as refused:
             await run(client, queue, mode="switchover")
-    assert isinstance(refused.value.cause, ActivityError)
-    assert isinstance(refused.value.cause.cause, ApplicationError)
-    assert refused.value.cause.cause.type == "PreconditionFailed"
-    assert f"{before.standby} is down" in str(refused.value.cause.cause)
+    refusal = _refusal(refused.value)
+    assert refusal.type == "PreconditionFailed"
+    assert f"{before.standby} is down" in str(refusal)  # names what is wrong
     roles = await asyncio.to_thread(pair.cluster.roles)
-    assert roles[before.primary] == "primary"  # type: ignore[index]
+    assert roles[before.primary] == "primary"
     status = await engine.status()
     assert status is not None
     assert status["role"] == "leader"
@@ -246,6 +254,13 @@ async def test_a_switchover_with_the_standby_down_is_refused_and_changes_nothing
     # the engine's queued journal writes complete (nothing was lost meanwhile)
     await asyncio.to_thread(pair.cluster.start_node, before.standby)
     await engine.wait_for(active, within=30, what="ACTIVE once the standby is back")
+
+
+def _refusal(failure: WorkflowFailureError) -> ApplicationError:
+    """The refusal an activity raised (the workflow's failure's cause's cause)."""
+    assert isinstance(failure.cause, ActivityError), failure.cause
+    assert isinstance(failure.cause.cause, ApplicationError), failure.cause.cause
+    return failure.cause.cause
 
 
 async def test_worker_killed_mid_switchover_completes_once_on_the_restarted_worker(

@@ -179,18 +179,28 @@ class DrFailoverActivities:
     @activity.defn(name="dr_failover.detect")
     async def detect(self, request: DetectInput) -> DetectResult:
         """Confirm the primary down within the bound; refuse a failover of a live one."""
+        from infra.postgres.cluster import ClusterError
+
         cluster = self._cluster()
-        seconds = await asyncio.to_thread(
-            cluster.probe_down, request.primary, probes=request.probes,
-            interval_s=request.interval_ms / 1000, within_s=request.within_s,
-        )  # fmt: skip
+        try:
+            seconds = await asyncio.to_thread(
+                cluster.probe_down, request.primary, probes=request.probes,
+                interval_s=request.interval_ms / 1000, within_s=request.within_s,
+            )  # fmt: skip
+        except ClusterError as e:  # it answers: a failover would make two primaries
+            raise refuse(str(e), "PrimaryAlive") from e
         return DetectResult(primary=request.primary, detected_in_ms=int(seconds * 1000))
 
     @activity.defn(name="dr_failover.promote")
     async def promote(self, node: str) -> PromoteResult:
         """Promote the standby (commits alone until the rejoin: the degraded window)."""
+        from infra.postgres.cluster import ClusterError
+
         cluster = self._cluster()
-        seconds = await asyncio.to_thread(cluster.promote, node)
+        try:
+            seconds = await asyncio.to_thread(cluster.promote, node)
+        except ClusterError as e:  # refused (the other node answers as primary, ...)
+            raise refuse(f"promotion of {node} refused: {e}", "PromoteRefused") from e
         return PromoteResult(node=node, promote_ms=int(seconds * 1000),
                              promoted_at_epoch=time.time())  # fmt: skip
 

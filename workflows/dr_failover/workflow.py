@@ -66,7 +66,7 @@ _RETRY: Final = RetryPolicy(
     maximum_interval=timedelta(seconds=2),
     maximum_attempts=5,
     non_retryable_error_types=[
-        "InvalidInput", "PreconditionFailed", "PrimaryAlive", "SplitBrain",
+        "InvalidInput", "PreconditionFailed", "PrimaryAlive", "PromoteRefused", "SplitBrain",
     ],
 )  # fmt: skip
 
