@@ -72,8 +72,11 @@ async def drill(settings: Settings, *, quiet: bool) -> DrillDemo:
             shown = max(shown, len(done))
             await asyncio.wait({waiting}, timeout=0.3)
         result = waiting.result()
-    except Exception as e:  # reported in the demo's table
-        demo.detail = f"{type(e).__name__}: {e}"
+        if not quiet:  # the steps that finished after the last look
+            for step in result.steps[shown:]:
+                console.say(f"    {step.step:<20} {step.ms:>6} ms")
+    except Exception as e:  # reported in the demo's table, with the innermost cause
+        demo.detail = _innermost(e)
         demo.seconds = time.monotonic() - started
         return demo
     rejoin = result.rejoin.method if result.rejoin is not None else "not rejoined"
@@ -88,3 +91,12 @@ async def drill(settings: Settings, *, quiet: bool) -> DrillDemo:
                    "report_uri": result.report_uri}  # fmt: skip
     demo.seconds = time.monotonic() - started
     return demo
+
+
+def _innermost(error: BaseException) -> str:
+    """Return what went wrong at the bottom of a workflow failure's cause chain."""
+    messages = [f"{type(error).__name__}: {error}"]
+    while error.__cause__ is not None:
+        error = error.__cause__
+        messages.append(str(error))
+    return messages[-1] if len(messages) > 1 else messages[0]

@@ -101,4 +101,7 @@ def dr_failover_activities(failover: DrFailoverActivities) -> list[Callable[...,
         failover.promote,
         failover.verify,
         failover.rejoin,
+        failover.steady_state,
+        failover.kill_node,
+        failover.store_report,
     ]

@@ -10,6 +10,7 @@ venue's order and trade lists, never only the workflow's word.
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 import uuid
 from collections.abc import AsyncIterator
@@ -96,7 +97,7 @@ async def engine(pair: Pair, market: int, release: Path, tmp_path: Path) -> Asyn
 
 @asynccontextmanager
 async def failover_worker(
-    stack: Stack, pair: Pair, engine: Any
+    stack: Stack, pair: Pair, engine: Any, *, reports_uri: str | None = None
 ) -> AsyncIterator[tuple[Client, str]]:
     """A worker of dr_failover on a unique task queue, reaching this test's pair and engine."""
     temporal = stack.settings.temporal
@@ -105,6 +106,7 @@ async def failover_worker(
     config = DrFailoverConfig(
         home=pair.home, db=pair.settings, dsn=pair.dsn,
         engines=EngineDirectory(engines=(Engine(color="blue", url=engine.url),), token=TOKEN),
+        reports_uri=reports_uri, storage=stack.settings.storage,
     )  # fmt: skip
     async with Worker(client, task_queue=task_queue, workflows=[DrFailoverWorkflow],
                       activities=dr_failover_activities(DrFailoverActivities(config))):  # fmt: skip
@@ -327,3 +329,39 @@ async def _reached(handle: Any, steps: frozenset[str]) -> bool:
     except Exception:  # no worker to answer between the kill and the restart
         return False
     return progress.step in steps
+
+
+async def test_failover_drill_kills_the_primary_itself_and_stores_its_report(
+    running_stack: Stack, pair: Pair, engine: Any, tmp_path: Path
+) -> None:
+    pool = await asyncpg.create_pool(pair.dsn, min_size=1, max_size=2)
+    try:
+        await until(lambda: trading(pool), within=30)
+        await engine.wait_for(active, within=20, what="ACTIVE before the drill")
+        before = await asyncio.to_thread(pair.cluster.replication)
+        reports = tmp_path / "reports"
+        async with failover_worker(running_stack, pair, engine,
+                                   reports_uri=f"file://{reports}") as (client, queue):  # fmt: skip
+            result = await run(client, queue, mode="failover", drill=True, max_rto_s=10.0)
+    finally:
+        await pool.close()
+
+    assert result.passed, result.failures
+    assert result.hypothesis_before is not None
+    assert result.hypothesis_before.holds
+    assert result.hypothesis_after is not None
+    assert result.hypothesis_after.holds
+    assert [s.step for s in result.steps][:3] == ["plan", "steady_state_before", "inject_fault"]
+    assert (result.old_primary, result.new_primary) == (before.primary, before.standby)
+    assert result.rpo_events == 0
+    stored = json.loads((reports / "drills" / f"{result.report_id}.json").read_text())
+    assert stored["passed"] is True
+    connection = await asyncpg.connect(pair.dsn)
+    try:
+        row = await connection.fetchrow("SELECT * FROM dr_drills WHERE drill_id = $1",
+                                        result.report_id)  # fmt: skip
+    finally:
+        await connection.close()
+    assert row is not None
+    assert (row["mode"], row["passed"], row["rpo_events"]) == ("failover", True, 0)
+    assert row["rto_s"] == result.rto_s

@@ -33,3 +33,29 @@ async def test_stack_worker_runs_an_emergency_stop_dry_run_and_exports_sdk_metri
     async with httpx.AsyncClient(timeout=5) as http:
         metrics = (await http.get(url)).text
     assert "temporal_workflow_completed" in metrics
+
+
+def test_the_worker_registers_every_activity_each_workflow_package_defines() -> None:
+    """A defined activity the worker lacks fails only when a run reaches it (NotFoundError)."""
+    import importlib
+    import inspect
+    from pathlib import Path
+
+    from bot4.settings import Settings
+    from workflows.registry import activity_methods
+
+    registered = {
+        getattr(m, "__temporal_activity_definition").name for m in activity_methods(Settings())
+    }
+    defined: set[str] = set()
+    for package in sorted(Path("workflows").glob("*/activities.py")):
+        module = importlib.import_module(f"workflows.{package.parent.name}.activities")
+        for _, cls in inspect.getmembers(module, inspect.isclass):
+            if cls.__module__ != module.__name__:
+                continue
+            for _, method in inspect.getmembers(cls, inspect.isfunction):
+                definition = getattr(method, "__temporal_activity_definition", None)
+                if definition is not None:
+                    defined.add(definition.name)
+    assert "dr_failover.store_report" in defined  # the scan sees the packages
+    assert defined - registered == set()
