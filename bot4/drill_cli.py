@@ -49,6 +49,9 @@ def configure_parser(drill: argparse.ArgumentParser) -> None:
     failover.add_argument("--dry-run", action="store_true", help="return the plan, change nothing")
     failover.add_argument("--wait", action="store_true", help="follow the run until it ends")
     failover.add_argument("--json", action="store_true", help="print JSON documents")
+    listing = kinds.add_parser("list", help="the stored drill reports, newest first")
+    listing.add_argument("--limit", type=int, default=20, help="how many (1-1000, 20)")
+    listing.add_argument("--json", action="store_true", help="print a JSON document")
 
 
 def params_of(args: argparse.Namespace) -> dict[str, Any]:
@@ -74,7 +77,9 @@ def params_of(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def drill_command(args: argparse.Namespace, settings: Settings) -> int:
-    """Run ``bot4 drill failover`` through the API."""
+    """Run ``bot4 drill failover`` or ``bot4 drill list`` through the API."""
+    if args.drill_command == "list":
+        return _list(args, settings)
 
     def call() -> int:
         params = params_of(args)
@@ -87,6 +92,24 @@ def drill_command(args: argparse.Namespace, settings: Settings) -> int:
         elif not args.json:
             console.say(f"started {wid}" + (" (dry run)" if args.dry_run else ""))
         return follow(client, wid, as_json=args.json) if args.wait else EXIT_OK
+
+    return _run(call)
+
+
+def _list(args: argparse.Namespace, settings: Settings) -> int:
+    def call() -> int:
+        if not 1 <= args.limit <= 1000:
+            raise _UsageError(f"--limit {args.limit}: between 1 and 1000")
+        rows = client_for(settings).get(f"/v1/drills?limit={args.limit}").body
+        if args.json:
+            console.print_json(rows)
+            return EXIT_OK
+        console.print_table(
+            ["drill", "passed", "RTO s", "RPO", "why not passed"],
+            [[r["drill_id"], "yes" if r["passed"] else "NO", r["rto_s"], r["rpo_events"],
+              "; ".join(r["failures"]) or "-"] for r in rows],
+        )  # fmt: skip
+        return EXIT_OK
 
     return _run(call)
 

@@ -1,6 +1,6 @@
 """The control API's routes, one module per area; each route declares its least role."""
 
-from bot4.api.routes import audit, engines, flows, keys, models, runbooks, status
+from bot4.api.routes import audit, drills, engines, flows, keys, models, runbooks, status
 
 ROUTERS = (
     status.router,
@@ -10,6 +10,7 @@ ROUTERS = (
     runbooks.router,
     models.router,
     flows.router,
+    drills.router,
 )
 
 __all__ = ["ROUTERS"]
