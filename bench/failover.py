@@ -96,6 +96,8 @@ async def _one(client: Client, settings: Settings, mode: str) -> dict[str, Any]:
     return {
         "mode": mode,
         "rto_s": result.rto_s,
+        "rto_source": result.rto_source,
+        "db_unwritable_s": result.db_unwritable_s,
         "rpo_events": result.rpo_events,
         "events_checked": result.verify.events_checked,
         "fills_checked": result.verify.fills_checked,

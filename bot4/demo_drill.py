@@ -82,11 +82,12 @@ async def drill(settings: Settings, *, quiet: bool) -> DrillDemo:
     rejoin = result.rejoin.method if result.rejoin is not None else "not rejoined"
     demo.ok = bool(result.passed)
     demo.detail = (
-        f"{result.old_primary} → {result.new_primary}: RTO {result.rto_s} s (as the engine saw"
-        f" it), RPO {result.rpo_events}, old primary back by {rejoin}"
+        f"{result.old_primary} → {result.new_primary}: RTO {result.rto_s} s ({_seen_by(result)}),"
+        f" RPO {result.rpo_events}, old primary back by {rejoin}"
         + ("" if result.passed else f"; FAILED: {'; '.join(result.failures)}")
     )
-    demo.result = {"rto_s": result.rto_s, "rpo_events": result.rpo_events, "rejoin": rejoin,
+    demo.result = {"rto_s": result.rto_s, "rto_source": result.rto_source,
+                   "rpo_events": result.rpo_events, "rejoin": rejoin,
                    "degraded_ms": result.degraded_ms, "passed": result.passed,
                    "report_uri": result.report_uri}  # fmt: skip
     demo.seconds = time.monotonic() - started
@@ -100,3 +101,9 @@ def _innermost(error: BaseException) -> str:
         error = error.__cause__
         messages.append(str(error))
     return messages[-1] if len(messages) > 1 else messages[0]
+
+
+def _seen_by(result: Any) -> str:
+    if result.rto_source == "engine":
+        return "as the engine saw it"
+    return "journal unwritable; the engine had nothing to write meanwhile"

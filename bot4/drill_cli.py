@@ -146,8 +146,8 @@ def summary(result: dict[str, Any]) -> str:
     rejoin = result.get("rejoin") or {}
     lines = [
         f"{result['mode']}: {result.get('old_primary')} → {result.get('new_primary')}",
-        f"RTO {result.get('rto_s')} s (as the engine saw it), RPO {result.get('rpo_events')}"
-        " acknowledged facts missing",
+        f"RTO {result.get('rto_s')} s ({result.get('rto_source')}), RPO"
+        f" {result.get('rpo_events')} acknowledged facts missing",
         f"rejoin: {rejoin.get('method', 'not done')}, degraded {result.get('degraded_ms')} ms",
         f"passed: {result.get('passed')}" + _why(result),
     ]

@@ -171,6 +171,8 @@ async def test_switchover_while_trading_loses_nothing_rejoins_and_switches_back(
         assert there.verify is not None
         assert there.verify.events_checked > 0  # the engine acknowledged facts in the window
         assert there.rto_s is not None
+        assert there.rto_source in ("engine", "database")
+        assert there.db_unwritable_s is not None  # stop → first write on the new primary
         assert there.rejoin is not None
         assert there.rejoin.method in ("rewind", "basebackup")
         assert (after.primary, after.standby, after.sync_state) == (

@@ -217,6 +217,7 @@ class DrFailoverActivities:
 
         deadline = time.monotonic() + request.timeout_s
         port = await self._probe_write(deadline)
+        writable_at = time.time()
         expected = self._port_of(request.new_primary)
         if port != expected:
             raise refuse(f"the write probe reached port {port}, the new primary listens on"
@@ -245,6 +246,7 @@ class DrFailoverActivities:
         outage = _last_outage(status, since=request.run_started_epoch)
         return VerifyResult(
             probe_ok=True,
+            writable_at_epoch=writable_at,
             engine=engine.color,
             engine_journal_healthy=True,
             rto_s=None if outage is None else round(float(outage["seconds"]), 3),

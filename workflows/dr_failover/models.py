@@ -210,6 +210,8 @@ class VerifyResult:
     events_missing: int
     fills_missing: int
     acks_truncated: bool
+    # last, with a default: histories recorded before it existed still decode (replay)
+    writable_at_epoch: float | None = None
 
     @property
     def rpo_events(self) -> int:
@@ -257,6 +259,8 @@ class DrFailoverResult:
     old_primary: str | None = None
     new_primary: str | None = None
     rto_s: float | None = None
+    rto_source: str | None = None
+    db_unwritable_s: float | None = None
     rpo_events: int | None = None
     verify: VerifyResult | None = None
     rejoin: RejoinResult | None = None
