@@ -7,11 +7,11 @@ the report and inlined in the HTML so the page stands alone; the JSON holds ever
 of the HTML. All go to ``flows.reports_uri`` under ``daily/<day>/`` and are listed in
 ``flow_reports``.
 
-Execution quality is what the journal can support: slippage of limit orders' fills
-against their limit price, the share of fills from market orders (taker) vs limit
-orders, and end-of-day markouts (fill price against the day's mark). Slippage against
-the arrival mid and short-horizon markouts need the arrival mid journaled with each
-order, which the engine does not record yet.
+Execution quality (``flows.execution``) is measured against the arrival mid each order
+journaled; risk-limit use (``flows.risk_use``) against the limits each takeover
+journaled. Operations list the day's backups, restore tests, reconciliations, model
+transitions, engine takeovers (which release led: blue-green rollouts show here) and
+disaster-recovery drills with their RTO/RPO.
 """
 
 from __future__ import annotations
@@ -28,11 +28,13 @@ from typing import Any
 import asyncpg
 import structlog
 
-from engine.journal import FillRecord
 from engine.live.fills import load_fills
 from flows.charts import line_chart_png
+from flows.execution import MARKOUT_HORIZONS_S, MAX_SAMPLE_DELAY, MidSamples, OrderIntent
+from flows.execution import execution_quality as execution_section
 from flows.objstore import ObjectStore
 from flows.pnl import DayPnl, day_pnl
+from flows.risk_use import LimitsInForce, risk_use
 
 log = structlog.get_logger(__name__)
 
@@ -56,48 +58,6 @@ class DailyReport:
                 "fills": self.document["execution"]["fills"]}  # fmt: skip
 
 
-def _bps(value: Decimal) -> float:
-    return round(float(value * 10_000), 3)
-
-
-def execution_quality(
-    fills: list[FillRecord], orders: dict[str, dict[str, Any]], marks: dict[str, Decimal]
-) -> dict[str, Any]:
-    """Return slippage vs limit, taker share and end-of-day markouts of the day's fills."""
-    slippage, markouts = [], []
-    taker = maker_side = unknown = 0
-    for f in fills:
-        order = orders.get(f.client_order_id)
-        sign = 1 if f.side == "buy" else -1
-        if order is None:
-            unknown += 1
-        elif order.get("type") == "market":
-            taker += 1
-        else:
-            maker_side += 1
-            if order.get("price"):
-                limit = Decimal(str(order["price"]))
-                slippage.append(_bps((limit - f.price) / limit * sign))
-        mark = marks.get(f.symbol)
-        if mark is not None:
-            markouts.append(_bps((mark - f.price) / f.price * sign))
-    counted = taker + maker_side
-
-    def mean(values: list[float]) -> float | None:
-        return round(sum(values) / len(values), 3) if values else None
-
-    return {
-        "fills": len(fills),
-        "taker_share": round(taker / counted, 4) if counted else None,
-        "limit_share": round(maker_side / counted, 4) if counted else None,
-        "fills_of_unknown_orders": unknown,
-        "limit_price_improvement_bps_mean": mean(slippage),
-        "eod_markout_bps_mean": mean(markouts),
-        "notes": "improvement: positive = better than the limit; markout: fill vs the day's"
-        " mark, positive = in our favour",
-    }
-
-
 async def operations(pool: asyncpg.Pool, start: datetime, end: datetime) -> dict[str, Any]:
     """Return the day's backups, restore tests, reconciliations and model rollouts."""
     backups = await pool.fetch(
@@ -117,6 +77,13 @@ async def operations(pool: asyncpg.Pool, start: datetime, end: datetime) -> dict
             "SELECT version, from_state, to_state, by, reason, at FROM model_transitions"
             " WHERE at >= $1 AND at < $2 ORDER BY seq", start, end)  # fmt: skip
         rollouts = [{**dict(r), "at": r["at"].isoformat()} for r in rows]
+    drills = await pool.fetch(
+        "SELECT drill_id, mode, passed, rto_s, rpo_events, report_uri FROM dr_drills"
+        " WHERE started_at >= $1 AND started_at < $2 ORDER BY started_at", start, end)  # fmt: skip
+    takeovers = await pool.fetch(
+        "SELECT recorded_at, epoch, instance, body FROM journal_events WHERE kind = 'leadership'"
+        " AND body->>'event' = 'acquired' AND recorded_at >= $1 AND recorded_at < $2"
+        " ORDER BY seq", start, end)  # fmt: skip
     assert tests is not None
     return {
         "backups": {r["status"]: r["n"] for r in backups},
@@ -126,7 +93,14 @@ async def operations(pool: asyncpg.Pool, start: datetime, end: datetime) -> dict
                              "escalated": r["escalated"], "repaired": r["repaired"],
                              **json.loads(r["summary"])} for r in runs],
         "model_transitions": rollouts,
-        "drills": "not recorded: drill results (RTO/RPO) live in their Temporal workflow",
+        "engine_takeovers": [{"at": r["recorded_at"].isoformat(), "epoch": r["epoch"],
+                              "instance": r["instance"],
+                              "color": json.loads(r["body"]).get("color"),
+                              "release": (json.loads(r["body"]).get("release") or {}).get(
+                                  "version")} for r in takeovers],
+        "drills": [{"drill_id": r["drill_id"], "mode": r["mode"], "passed": r["passed"],
+                    "rto_s": r["rto_s"], "rpo_events": r["rpo_events"],
+                    "report_uri": r["report_uri"]} for r in drills],
     }  # fmt: skip
 
 
@@ -196,23 +170,21 @@ async def build_daily_report(
     async with asyncpg.create_pool(dsn, min_size=1, max_size=2) as pool:
         fills = [f for f in await load_fills(pool, venue=venue) if f.traded_at < end]
         today = [f for f in fills if f.traded_at >= start]
-        rows = await pool.fetch(
-            "SELECT client_order_id, body FROM journal_events WHERE kind = 'order_new'"
-            " AND client_order_id = ANY($1::text[])",
-            sorted({f.client_order_id for f in today}),
+        intents = await load_intents(
+            pool, start=start, end=end, client_order_ids={f.client_order_id for f in today}
         )
-        orders = {r["client_order_id"]: json.loads(r["body"]) for r in rows}
+        timeline = await load_limits(pool, end=end)
         pnl = day_pnl(fills, start=start, end=end)
+        day_intents = [
+            i for i in intents.values() if i.decided_at is not None and start <= i.decided_at < end
+        ]
         document: dict[str, Any] = {
             "kind": "daily", "day": day.isoformat(), "venue": venue,
             "generated_at": datetime.now(UTC).isoformat(),
             "pnl": pnl_document(pnl),
-            "risk": {"gross_notional_at_mark": str(sum(
-                (abs(b.qty) * pnl.marks.get(s, Decimal(0)) for s, b in pnl.books.items()),
-                Decimal(0))),
-                "limits": "not available to the report: the limits are in the engine's release"
-                " manifest"},
-            "execution": execution_quality(today, orders, pnl.marks),
+            "risk": risk_use(fills, day_intents, timeline=timeline, start=start, end=end),
+            "execution": execution_section(today, intents, MidSamples.of(intents.values()),
+                                           pnl.marks),
             "operations": await operations(pool, start, end),
         }  # fmt: skip
         report_id = f"daily-{day.isoformat()}-{secrets.token_hex(3)}"
@@ -235,6 +207,41 @@ async def build_daily_report(
     log.info("report_built", report_id=report_id, day=day.isoformat(), fills=len(today))
     return DailyReport(report_id=report_id, day=day, html_uri=html_uri, json_uri=json_uri,
                        document=document, html=html)  # fmt: skip
+
+
+async def load_intents(
+    pool: asyncpg.Pool, *, start: datetime, end: datetime, client_order_ids: set[str]
+) -> dict[str, OrderIntent]:
+    """Return the ORDER_NEW intents of the day's fills and every order decided in the day.
+
+    Orders decided up to the longest markout horizon after the day are included: their
+    arrival mids are the market the last fills' markouts are measured against.
+    """
+    until = end + timedelta(seconds=max(MARKOUT_HORIZONS_S)) + MAX_SAMPLE_DELAY
+    rows = await pool.fetch(
+        "SELECT client_order_id, recorded_at, body FROM journal_events WHERE kind = 'order_new'"
+        " AND (client_order_id = ANY($1::text[]) OR (recorded_at >= $2 AND recorded_at < $3))",
+        sorted(client_order_ids), start, until,
+    )  # fmt: skip
+    intents = {}
+    for r in rows:
+        try:
+            intents[r["client_order_id"]] = OrderIntent.from_body(
+                json.loads(r["body"]), recorded_at=r["recorded_at"])  # fmt: skip
+        except (KeyError, ValueError, ArithmeticError) as e:
+            # one malformed body must not cost the whole report: named, then left out
+            log.warning("report_order_body_unreadable", client_order_id=r["client_order_id"],
+                        error=f"{type(e).__name__}: {e}")  # fmt: skip
+    return intents
+
+
+async def load_limits(pool: asyncpg.Pool, *, end: datetime) -> list[LimitsInForce]:
+    """Return the limits every takeover before ``end`` journaled, oldest first."""
+    rows = await pool.fetch(
+        "SELECT recorded_at, body FROM journal_events WHERE kind = 'leadership'"
+        " AND body->>'event' = 'acquired' AND recorded_at < $1 ORDER BY seq", end)  # fmt: skip
+    return [LimitsInForce.from_body(json.loads(r["body"]), recorded_at=r["recorded_at"])
+            for r in rows]  # fmt: skip
 
 
 async def list_reports(dsn: str, *, limit: int = 100) -> list[dict[str, object]]:

@@ -68,6 +68,9 @@ class FillRecord:
     fee: Decimal
     fee_asset: str | None
     traded_at: datetime
+    #: whether our order was the resting side (maker) or took liquidity (taker); None when
+    #: the venue did not say (and for fills journaled before migration 0010)
+    liquidity: Literal["maker", "taker"] | None = None
 
     def __post_init__(self) -> None:
         if self.price <= 0 or self.qty <= 0:

@@ -47,13 +47,14 @@ ON CONFLICT (event_id) DO NOTHING
 
 _INSERT_FILLS: Final = """
 INSERT INTO fills (venue, trade_id, lease, epoch, instance, client_order_id, symbol, side,
-                   price, qty, fee, fee_asset, traded_at)
+                   price, qty, fee, fee_asset, traded_at, liquidity)
 SELECT f.venue, f.trade_id, $1, $2, $3, f.client_order_id, f.symbol, f.side,
-       f.price, f.qty, f.fee, f.fee_asset, f.traded_at
+       f.price, f.qty, f.fee, f.fee_asset, f.traded_at, f.liquidity
   FROM unnest($4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
-              $9::numeric[], $10::numeric[], $11::numeric[], $12::text[], $13::timestamptz[])
+              $9::numeric[], $10::numeric[], $11::numeric[], $12::text[], $13::timestamptz[],
+              $14::text[])
        AS f(venue, trade_id, client_order_id, symbol, side, price, qty, fee, fee_asset,
-            traded_at)
+            traded_at, liquidity)
 ON CONFLICT (venue, symbol, trade_id, side) DO NOTHING
 """
 
@@ -63,7 +64,7 @@ _EVENT_COLUMNS: Final = (
 )  # fmt: skip
 _FILL_COLUMNS: Final = (
     "venue", "trade_id", "lease", "epoch", "instance", "client_order_id", "symbol", "side",
-    "price", "qty", "fee", "fee_asset", "traded_at",
+    "price", "qty", "fee", "fee_asset", "traded_at", "liquidity",
 )  # fmt: skip
 
 
@@ -197,7 +198,7 @@ class Journal:
                     records=[
                         (f.venue, f.trade_id, self.lease, epoch, self.instance,
                          f.client_order_id, f.symbol, f.side, f.price, f.qty, f.fee,
-                         f.fee_asset, f.traded_at)
+                         f.fee_asset, f.traded_at, f.liquidity)
                         for f in fills
                     ],
                 )  # fmt: skip
@@ -218,6 +219,7 @@ class Journal:
                     [f.fee for f in fills],
                     [f.fee_asset for f in fills],
                     [f.traded_at for f in fills],
+                    [f.liquidity for f in fills],
                 )
                 fills_added = _count(status)
         return AppendResult(events_added=events_added, fills_added=fills_added)

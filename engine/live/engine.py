@@ -328,7 +328,8 @@ class LiveEngine:
         await committer.record([JournalEvent(
             kind=JournalKind.LEADERSHIP, body={"event": "acquired", "epoch": epoch,
                                                "color": self.config.color,
-                                               "release": self.release.describe()},
+                                               "release": self.release.describe(),
+                                               "instruments": self._instrument_steps()},
         )])  # fmt: skip
         baseline = await load_baseline(self.pool)
         if baseline is None and not await journal_has_fills(self.pool):
@@ -348,6 +349,11 @@ class LiveEngine:
         self.role = "leader"
         log.info("leader", instance=self.config.instance, epoch=epoch,
                  recovery_ok=self.recovery.ok)  # fmt: skip
+
+    def _instrument_steps(self) -> dict[str, dict[str, str]]:
+        """Return each symbol's tick and lot size (reports turn lot limits into quantities)."""
+        return {i.symbol: {"tick_size": str(i.tick_size), "lot_size": str(i.lot_size)}
+                for i in self.instruments}  # fmt: skip
 
     async def _load_positions(self) -> None:
         """Set the kernel's positions to the journal's traded quantities (fees aside).

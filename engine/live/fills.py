@@ -107,6 +107,7 @@ def fill_record(fill: Fill, *, venue: str, client_order_id: str) -> FillRecord:
         fee=fill.fee,
         fee_asset=fill.fee_currency,
         traded_at=datetime.fromtimestamp(fill.timestamp_ms / 1000, tz=UTC),
+        liquidity=None if fill.is_maker is None else ("maker" if fill.is_maker else "taker"),
     )
 
 
@@ -119,7 +120,7 @@ async def load_fills(pool: asyncpg.Pool, *, venue: str) -> list[FillRecord]:
         FillRecord(
             venue=r["venue"], trade_id=r["trade_id"], client_order_id=r["client_order_id"],
             symbol=r["symbol"], side=r["side"], price=r["price"], qty=r["qty"], fee=r["fee"],
-            fee_asset=r["fee_asset"], traded_at=r["traded_at"],
+            fee_asset=r["fee_asset"], traded_at=r["traded_at"], liquidity=r["liquidity"],
         )
         for r in rows
     ]  # fmt: skip

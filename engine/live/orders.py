@@ -252,12 +252,14 @@ class OrderManager:
         reduce_only: bool = False,
         client_order_id: str | None = None,
         write_ahead: bool = False,
+        context: Mapping[str, object] | None = None,
     ) -> LocalOrder:
         """Journal, gate-check and send one order; return it in its resulting phase.
 
         ``client_order_id`` overrides the drawn id (liquidation children: the caller owns
         the id and its uniqueness); ``write_ahead`` makes the send wait for ORDER_NEW to be
-        durable whatever ``send_before_durable`` says.
+        durable whatever ``send_before_durable`` says. ``context`` is journaled with
+        ORDER_NEW as is (the decision's arrival mid, for execution-quality reports).
 
         The returned order is REJECTED (``reason`` says why) when the venue refused it,
         the gate closed before the send, or the venue confirmed it never placed it; it is
@@ -287,6 +289,8 @@ class OrderManager:
         self._settled.clear()
         try:
             body = request_body(request, reduce_only=reduce_only) | {"epoch": self.epoch}
+            if context:
+                body |= {"context": dict(context)}
             durable = await self._enqueue(JournalKind.ORDER_NEW, order, body)
             durable.add_done_callback(_retrieve)  # a send that fails must not orphan it
             if write_ahead or self.send_before_durable is None or not self.send_before_durable():
@@ -482,7 +486,6 @@ class OrderManager:
         ))  # fmt: skip
         for symbol, fills in zip(symbols, fetched, strict=True):
             records: list[FillRecord] = []
-            makers: list[bool] = []
             for f in fills:
                 order = self.table.by_venue_id(f.order_id)
                 if order is None and self.table.pending(symbol):
@@ -491,9 +494,8 @@ class OrderManager:
                     order = await self._adopt_unknown(f.order_id, symbol)
                 cid = "" if order is None else order.client_order_id
                 records.append(fill_record(f, venue=self.config.venue, client_order_id=cid))
-                makers.append(bool(f.is_maker))
             if records:
-                await self.record_fills(records, makers=makers)
+                await self.record_fills(records)
                 self.fill_cursors[symbol] = max(int(r.trade_id) for r in records)
                 added += len(records)
         return added
@@ -544,9 +546,7 @@ class OrderManager:
                     status=venue_order.status.value)  # fmt: skip
         return order
 
-    async def record_fills(
-        self, records: Sequence[FillRecord], *, makers: Sequence[bool] | None = None
-    ) -> None:
+    async def record_fills(self, records: Sequence[FillRecord]) -> None:
         """Journal fills (with ORDER_FILLED for orders they complete), then apply them.
 
         Applying means: the order's filled quantity, the in-memory position, ``on_fill``
@@ -566,9 +566,9 @@ class OrderManager:
                                            body={"filled": str(order.filled + qty)}))  # fmt: skip
         await self.committer.record(events, records)
         deltas: dict[str, Position] = {}
-        for i, r in enumerate(records):
+        for r in records:
             if self.on_fill is not None:
-                self.on_fill(r, maker=bool(makers[i]) if makers is not None else False)
+                self.on_fill(r, maker=r.liquidity == "maker")
             order = self.table.get(r.client_order_id)
             if order is not None:
                 try:

@@ -163,6 +163,7 @@ class QuoteSync:
                 price=instrument.ticks_to_price(quote.price_ticks),
                 time_in_force="GTC",
                 reduce_only=reducing and quote.qty_lots <= abs(position),
+                context=self._arrival(instrument, quote.symbol_id),
             )
         except FencedError as e:
             self.on_fenced(e)
@@ -202,6 +203,7 @@ class QuoteSync:
                 price=instrument.ticks_to_price(intent.price_ticks),
                 time_in_force="IOC",
                 reduce_only=reducing and intent.qty_lots <= abs(position),
+                context=self._arrival(instrument, intent.symbol_id),
             )
         except FencedError as e:
             self.on_fenced(e)
@@ -210,6 +212,19 @@ class QuoteSync:
             log.warning("taker_not_sent", symbol=instrument.symbol, error=str(e))
             return
         self._observe(order.client_order_id, tick)
+
+    def _arrival(self, instrument: Instrument, symbol_id: int) -> dict[str, object]:
+        """Return the market the decision saw, journaled with the order.
+
+        The mid of the book the decision was made on (the *arrival mid*) is the benchmark
+        of execution quality: a fill's slippage is measured against it, and the mids of
+        later orders give the markouts. Absent before the symbol's first valid book.
+        """
+        mid_ticks = self.decider.mid_ticks(symbol_id)
+        if mid_ticks <= 0:
+            return {}
+        mid = instrument.tick_size * Decimal(repr(mid_ticks))
+        return {"arrival_mid": str(mid), "decided_at_ms": time.time_ns() // 1_000_000}
 
     def _refused(self, symbol_id: int, side: int) -> None:
         self.refused += 1

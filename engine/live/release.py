@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
@@ -133,6 +133,8 @@ class Release:
             "model_version": self.model.version,
             "model_checksum": self.model.checksum(),
             "source": self.source,
+            # the limits in force: the daily report measures their use from the journal
+            "risk": asdict(self.config.risk),
         }
 
 

@@ -16,6 +16,8 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import suppress
+from datetime import UTC, datetime, timedelta
+from datetime import time as dtime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,8 @@ import asyncpg
 import pytest
 
 from engine.journal import FencedError, Journal, JournalEvent, JournalKind
+from flows.objstore import ObjectStore
+from flows.reports import build_daily_report
 from tests.engine.live.harness import SYMBOLS, open_venue, venue_client_ids
 from tests.stubs.deploy import RELEASE
 from tests.stubs.engine_control import TOKEN
@@ -175,6 +179,36 @@ async def journal_count(pool: asyncpg.Pool, kind: str) -> int:
     return int(await pool.fetchval("SELECT count(*) FROM journal_events WHERE kind = $1", kind))
 
 
+async def assert_report_matches_journal(dsn: str, pool: asyncpg.Pool, folder: Path) -> None:
+    """The daily report of the day traded: its execution and risk figures are the journal's."""
+    first = await pool.fetchrow("SELECT venue, traded_at FROM fills ORDER BY traded_at LIMIT 1")
+    assert first is not None
+    day = first["traded_at"].astimezone(UTC).date()
+    start = datetime.combine(day, dtime(0), tzinfo=UTC)
+    report = await build_daily_report(dsn=dsn, store=ObjectStore(uri=f"file://{folder}/reports"),
+                                      day=day, venue=first["venue"])  # fmt: skip
+    rows = await pool.fetch(
+        "SELECT f.qty, f.liquidity, (SELECT e.body->'context'->>'arrival_mid' FROM journal_events"
+        " e WHERE e.kind = 'order_new' AND e.client_order_id = f.client_order_id LIMIT 1) AS mid"
+        " FROM fills f WHERE traded_at >= $1 AND traded_at < $2",
+        start,
+        start + timedelta(1),
+    )
+    execution = report.document["execution"]
+    assert execution["fills"] == len(rows)
+    # every quote carries the mid it was decided on (adopted orders after the kill do not)
+    assert execution["slippage_fills"] == sum(r["mid"] is not None for r in rows) > 0
+    assert {r["liquidity"] for r in rows} <= {"maker", "taker"}  # the venue qualifies each
+    makers = sum(r["liquidity"] == "maker" for r in rows)
+    assert execution["maker_share"] == round(makers / len(rows), 4)
+    volume = sum(Decimal(s["volume"]) for s in report.document["pnl"]["symbols"].values())
+    assert volume == sum(r["qty"] for r in rows)
+    risk = report.document["risk"]
+    assert risk["releases_in_force"] == [RELEASE["version"]]
+    assert risk["limits"]["max_position_lots"] == RELEASE["risk"]["max_position_lots"]
+    assert set(risk["peak_use"]["position"]) <= set(SYMBOLS)
+
+
 async def test_engine_trades_journals_and_recovers_from_kill_9(
     dsn: str, market: int, release: Path, tmp_path: Path
 ) -> None:
@@ -201,6 +235,7 @@ async def test_engine_trades_journals_and_recovers_from_kill_9(
         assert status["recovery_ok"] is True, await fill_diff(venue, pool) + again.tail()
         assert await again.terminate() == 0, again.tail()
         await assert_venue_matches_journal(venue, pool)
+        await assert_report_matches_journal(dsn, pool, tmp_path)
         # the journal's positions are the venue's balance changes since the baseline
         row = await pool.fetchrow(
             "SELECT body FROM journal_events WHERE body->>'event' = 'baseline'"
