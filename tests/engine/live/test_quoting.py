@@ -58,6 +58,9 @@ class _Decider:
     def quote_gone(self, *_: Any, **__: Any) -> None:
         pass
 
+    def mid_ticks(self, _symbol_id: int) -> float:
+        return 10_000.5  # the arrival mid journaled with each order
+
 
 async def _sync(quotes: list[Quote], *, ask_ticks: int) -> list[dict[str, Any]]:
     """Rest an ask at ``ask_ticks`` through QuoteSync; sync ``quotes``; return the sends."""
@@ -89,6 +92,8 @@ def test_a_bid_below_our_resting_ask_is_placed() -> None:
     sent = asyncio.run(_sync(quotes, ask_ticks=10000))
     assert [s.get("side") for s in sent] == ["buy"]
     assert sent[0]["price"] == Decimal("99.99")
+    # the mid the decision saw goes to the journal with the order (execution quality)
+    assert Decimal(sent[0]["context"]["arrival_mid"]) == Decimal("100.005")
 
 
 async def _bid_while_the_ask_is_in_flight() -> list[dict[str, Any]]:
