@@ -77,7 +77,6 @@ async def _one(client: Client, settings: Settings, mode: str) -> dict[str, Any]:
     from infra.stack.paths import StackPaths
     from infra.stack.postgres import PostgresPair
     from workflows.dr_failover import DrFailoverInput, DrFailoverWorkflow
-    from workflows.registry import TASK_QUEUE
 
     if mode == "failover":
         cluster = PgCluster(PostgresPair(paths=StackPaths(settings.home), settings=settings.db))
@@ -90,7 +89,7 @@ async def _one(client: Client, settings: Settings, mode: str) -> dict[str, Any]:
     started = time.monotonic()
     result = await client.execute_workflow(
         DrFailoverWorkflow.run, request, id=f"dr-bench-{uuid.uuid4().hex[:8]}",
-        task_queue=TASK_QUEUE,
+        task_queue=settings.temporal.task_queue,
     )  # fmt: skip
     assert result.verify is not None
     return {

@@ -105,7 +105,6 @@ async def _build_long(url: str, port: int, lots: int) -> int:
 async def measure(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
     """Start blue, build the position, liquidate it, return the report."""
     from workflows.liquidation import LiquidationInput, LiquidationWorkflow, workflow_id
-    from workflows.registry import TASK_QUEUE
 
     release = settings.home / "release.json"
     release.write_text(json.dumps(RELEASE))
@@ -126,7 +125,10 @@ async def measure(settings: Settings, args: argparse.Namespace) -> dict[str, Any
                                    requested_by="bench", reason="bench")  # fmt: skip
         started = time.monotonic()
         handle = await client.start_workflow(
-            LiquidationWorkflow.run, request, id=workflow_id(request), task_queue=TASK_QUEUE
+            LiquidationWorkflow.run,
+            request,
+            id=workflow_id(request),
+            task_queue=settings.temporal.task_queue,
         )
         result = await handle.result()
         wall = time.monotonic() - started

@@ -80,7 +80,8 @@ def print_status(status: object) -> None:
     rows = []
     for c in status.components:
         extra = c.details.get("role") or c.details.get("ui_url") or ""
-        rows.append([c.name, "healthy" if c.healthy else "DOWN", c.pid, c.url, extra])
+        health = "skipped" if c.details.get("skipped") else "healthy" if c.healthy else "DOWN"
+        rows.append([c.name, health, c.pid, c.url, extra])
     console.print_table(["component", "health", "pid", "url", "role / ui"], rows)
 
 

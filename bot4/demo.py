@@ -22,6 +22,7 @@ from bot4.settings import Settings
 from flows.demo import run_chores
 from infra.stack.errors import StackError
 from infra.stack.launcher import Stack
+from infra.stack.prometheus_server import PrometheusServer
 from infra.stack.roundtrip import (
     RoundTrip,
     api_round_trip,
@@ -29,6 +30,7 @@ from infra.stack.roundtrip import (
     object_store_round_trip,
     postgres_round_trip,
     prefect_round_trip,
+    prometheus_round_trip,
     temporal_round_trip,
 )
 
@@ -52,6 +54,8 @@ async def run_round_trips(settings: Settings, progress: console.ConsoleProgress)
         ("prefect", lambda: prefect_round_trip(settings.prefect)),
         ("api", lambda: api_round_trip(settings)),
     ]
+    if PrometheusServer.binary() is not None:  # optional: `stack up` said it skipped it
+        checks.append(("prometheus", lambda: prometheus_round_trip(settings)))
     for name, check in checks:
         progress.begin(name, "round trip")
         started = time.perf_counter()
@@ -76,13 +80,25 @@ class DeskSteps:
     rows: list[list[str]] = field(default_factory=list)
     parts: dict[str, Any] = field(default_factory=dict)
     failed: list[str] = field(default_factory=list)
+    steps: list[dict[str, Any]] = field(default_factory=list)
 
     def add(self, name: str, *, ok: bool, seconds: float | None, detail: str,
             part: tuple[str, Any]) -> None:  # fmt: skip
-        """Record one step's outcome."""
+        """Record one step's outcome (its figures: the scalar fields of its part)."""
         self.rows.append([name, "ok" if ok else "FAILED",
                           "" if seconds is None else f"{seconds:.2f}", detail])  # fmt: skip
         key, value = part
+        figures = (
+            {
+                k: v
+                for k, v in value.items()
+                if isinstance(v, int | float | str | bool) and k not in ("ok", "seconds", "detail")
+            }
+            if isinstance(value, dict)
+            else {}
+        )
+        self.steps.append({"name": name, "ok": ok, "seconds": seconds, "detail": detail,
+                           **figures})  # fmt: skip
         self.parts.setdefault(key, [])
         self.parts[key].append(value)
         if not ok:
@@ -148,6 +164,16 @@ async def run_desk(
     return steps
 
 
+def print_urls(settings: Settings) -> None:
+    """Say where the stack's UIs and endpoints are (the stack was left running)."""
+    t, p = settings.temporal, settings.prefect
+    console.say(f"  Temporal UI  http://{t.host}:{t.ui_port}")
+    console.say(f"  Prefect UI   {p.effective_api_url().removesuffix('/api')}")
+    console.say(f"  control API  {settings.effective_api_url()} (console at /)")
+    if PrometheusServer.binary() is not None:
+        console.say(f"  Prometheus   http://127.0.0.1:{settings.prometheus.port}")
+
+
 def run_demo(
     settings: Settings,
     *,
@@ -164,9 +190,14 @@ def run_demo(
     console.say("1/7 bringing the stack up" + (" (reusing what runs)" if was_running else ""))
     results: list[RoundTrip] = []
     desk = DeskSteps()
+    steps: list[dict[str, Any]] = []
     try:
+        started = time.perf_counter()
         stack.up(progress)
         status = stack.status()
+        steps.append({"name": "stack up", "ok": status.healthy,
+                      "seconds": round(time.perf_counter() - started, 3),
+                      "components": len(status.components)})  # fmt: skip
         if not as_json:
             print_status(status)
         console.say("2/7 round trip through every component")
@@ -181,15 +212,25 @@ def run_demo(
     finally:
         if keep_running or was_running:
             console.say("7/7 leaving the stack running (`bot4 stack down` stops it)")
+            print_urls(settings)
         else:
             console.say("7/7 bringing the stack down")
+            started = time.perf_counter()
             stack.down(progress)
+            steps_down = {"name": "stack down", "ok": not stack.status().running,
+                          "seconds": round(time.perf_counter() - started, 3)}  # fmt: skip
+    steps += [{"name": f"round trip {r.component}", "ok": r.ok, "seconds": round(r.seconds, 3),
+               "detail": r.detail} for r in results]  # fmt: skip
+    steps += desk.steps
+    if not (keep_running or was_running):
+        steps.append(steps_down)
     ok = bool(results) and all(r.ok for r in results) and not desk.failed
     ok = ok and (trade_seconds <= 0 or bool(desk.rows))
     if as_json:
         console.print_json(
             {
-                "ok": ok,
+                "ok": ok and all(step["ok"] for step in steps),
+                "steps": steps,
                 "stack": status.as_json(),
                 "round_trips": [
                     {"component": r.component, "ok": r.ok, "detail": r.detail, "seconds": r.seconds}

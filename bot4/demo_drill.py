@@ -45,7 +45,6 @@ async def drill(settings: Settings, *, quiet: bool) -> DrillDemo:
         DrFailoverWorkflow,
         workflow_id,
     )
-    from workflows.registry import TASK_QUEUE
 
     demo = DrillDemo()
     started = time.monotonic()
@@ -56,7 +55,8 @@ async def drill(settings: Settings, *, quiet: bool) -> DrillDemo:
             settings.temporal.effective_address(), namespace=settings.temporal.namespace
         )
         handle = await client.start_workflow(
-            DrFailoverWorkflow.run, request, id=workflow_id(request), task_queue=TASK_QUEUE,
+            DrFailoverWorkflow.run, request, id=workflow_id(request),
+            task_queue=settings.temporal.task_queue,
             id_reuse_policy=ID_REUSE_POLICY, id_conflict_policy=ID_CONFLICT_POLICY,
         )  # fmt: skip
         waiting = asyncio.ensure_future(handle.result())

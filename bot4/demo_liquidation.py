@@ -47,7 +47,6 @@ async def liquidate(
         LiquidationWorkflow,
         workflow_id,
     )
-    from workflows.registry import TASK_QUEUE
 
     demo = LiquidationDemo()
     started = time.monotonic()
@@ -62,7 +61,7 @@ async def liquidate(
             LiquidationWorkflow.run,
             request,
             id=workflow_id(request),
-            task_queue=TASK_QUEUE,
+            task_queue=settings.temporal.task_queue,
             id_reuse_policy=ID_REUSE_POLICY,
             id_conflict_policy=ID_CONFLICT_POLICY,
         )

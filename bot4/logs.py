@@ -7,6 +7,7 @@ line written while it runs, so one operation can be followed across components.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import uuid
 from collections.abc import Iterator
@@ -23,13 +24,21 @@ _SHARED_PROCESSORS: list[Any] = [
 ]
 
 
-def configure_logging(*, log_dir: Path | None, level: int = logging.INFO) -> None:
+def configure_logging(
+    *, log_dir: Path | None, level: int = logging.INFO, component: str | None = None
+) -> None:
     """Send structlog and stdlib logging to a JSON file and, on a terminal, to stderr.
 
     Args:
         log_dir: where ``bot4.log`` goes; None logs to stderr only.
         level: the lowest level written.
+        component: which process writes (``api``, ``worker``, ``engine-blue`` ...): every
+            process of a stack appends to the same file, and ``bot4 trace`` says who did
+            what.
     """
+    processors = list(_SHARED_PROCESSORS)
+    if component is not None:
+        processors.append(_Component(component))
     handlers: list[logging.Handler] = []
     if log_dir is not None:
         log_dir.mkdir(parents=True, exist_ok=True)
@@ -41,7 +50,7 @@ def configure_logging(*, log_dir: Path | None, level: int = logging.INFO) -> Non
                     structlog.processors.format_exc_info,
                     structlog.processors.JSONRenderer(),
                 ],
-                foreign_pre_chain=_SHARED_PROCESSORS,
+                foreign_pre_chain=processors,
             )
         )
         handlers.append(file_handler)
@@ -55,7 +64,7 @@ def configure_logging(*, log_dir: Path | None, level: int = logging.INFO) -> Non
         console.setFormatter(
             structlog.stdlib.ProcessorFormatter(
                 processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
-                foreign_pre_chain=_SHARED_PROCESSORS,
+                foreign_pre_chain=processors,
             )
         )
         # On a terminal, the CLI's own output is the interface: only warnings go there.
@@ -67,11 +76,24 @@ def configure_logging(*, log_dir: Path | None, level: int = logging.INFO) -> Non
     root.handlers[:] = handlers
     root.setLevel(level)
     structlog.configure(
-        processors=[*_SHARED_PROCESSORS, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        processors=[*processors, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
     )
+
+
+class _Component:
+    """A structlog processor naming the process (and its pid) on every line."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.pid = os.getpid()
+
+    def __call__(self, _logger: Any, _method: str, event: dict[str, Any]) -> dict[str, Any]:
+        event.setdefault("component", self.name)
+        event.setdefault("pid", self.pid)
+        return event
 
 
 def new_correlation_id() -> str:

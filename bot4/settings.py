@@ -17,7 +17,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator
 from pydantic_core import to_json
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -83,6 +83,11 @@ class TemporalSettings(_Group):
         default=None, description="host:port of an external Temporal; the stack then starts none."
     )
     namespace: str = Field(default="default", min_length=1, description="Temporal namespace.")
+    task_queue: str = Field(
+        default="bot4",
+        pattern=r"^[A-Za-z0-9._-]{1,200}$",
+        description="Task queue of bot4's worker (two desks on one Temporal: one queue each).",
+    )
 
     def effective_address(self) -> str:
         """Return where clients connect."""
@@ -292,6 +297,27 @@ class FlowsSettings(_Group):
         return value
 
 
+class PrometheusSettings(_Group):
+    """The stack's Prometheus: scrapes every component, evaluates the alert rules.
+
+    ``bot4 stack up`` starts it when the ``prometheus`` binary is installed (Debian's
+    package) and skips it, saying so, when not. The intervals are short because the
+    local stack is for development and tests; a production Prometheus uses the
+    template's own (``infra/prometheus/prometheus.yml``).
+    """
+
+    port: Port = Field(default=9090, description="Port of the stack's Prometheus (loopback).")
+    scrape_interval_s: int = Field(
+        default=2, ge=1, le=300, description="How often every target is scraped."
+    )
+    evaluation_interval_s: int = Field(
+        default=2, ge=1, le=300, description="How often the alert rules are evaluated."
+    )
+    retention_hours: int = Field(
+        default=48, ge=1, le=24 * 365, description="How long samples are kept (local TSDB)."
+    )
+
+
 RoleName = Literal["viewer", "trader", "operator", "admin"]
 ROLE_NAMES: Final[tuple[RoleName, ...]] = ("viewer", "trader", "operator", "admin")
 
@@ -427,6 +453,57 @@ class ApiSettings(_Group):
         return self.key_file or home / "api" / "admin.key"
 
 
+GRAFANA_UID: Final = r"^[A-Za-z0-9_-]{1,40}$"  # Grafana's uid rule (folders, datasources)
+
+
+class GrafanaSettings(_Group):
+    """A Grafana that ``bot4 dashboards push`` provisions (none runs in the local stack)."""
+
+    url: str = Field(
+        default="",
+        pattern=r"^(|https?://[^\s/]+(/[^\s]*)?)$",
+        description="Base URL of Grafana, e.g. https://grafana.internal (a sub-path is"
+        " kept); empty: not configured, `bot4 dashboards push` refuses.",
+    )
+    token: SecretStr | None = Field(
+        default=None,
+        description="Service account token (Editor or Admin role), sent as a Bearer token."
+        " Or user and password.",
+    )
+    user: str = Field(default="", max_length=256, description="Basic auth user (no token).")
+    password: SecretStr | None = Field(
+        default=None, validate_default=True, description="Basic auth password (with user)."
+    )
+    folder_title: str = Field(
+        default="bot4", min_length=1, max_length=189, description="Folder of the dashboards."
+    )
+    folder_uid: str = Field(
+        default="bot4", pattern=GRAFANA_UID, description="uid of that folder (created if missing)."
+    )
+    datasource_uid: str = Field(
+        default="",
+        pattern=r"^(|[A-Za-z0-9_-]{1,40})$",
+        description="uid of the Prometheus datasource every panel is pinned to; empty: the"
+        " dashboards keep a datasource picker.",
+    )
+    timeout_s: float = Field(default=10.0, gt=0, le=300, description="Bound of one request.")
+
+    @field_validator("password")
+    @classmethod
+    def _one_way_to_sign_in(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        # a check across fields, on the last of them: a model-level error would echo every
+        # field's input, the token among them (the CLI hides only inputs of secret fields)
+        token, user = info.data.get("token"), info.data.get("user", "")
+        if token is not None and (user or value is not None):
+            raise ValueError(
+                "set either BOT4_GRAFANA__TOKEN or BOT4_GRAFANA__USER with"
+                " BOT4_GRAFANA__PASSWORD, not both"
+            )
+        if bool(user) != (value is not None):
+            raise ValueError("BOT4_GRAFANA__USER and BOT4_GRAFANA__PASSWORD go together")
+        return value
+
+
 class Settings(BaseSettings):
     """Root of all bot4 configuration."""
 
@@ -447,6 +524,8 @@ class Settings(BaseSettings):
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     flows: FlowsSettings = Field(default_factory=FlowsSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
+    grafana: GrafanaSettings = Field(default_factory=GrafanaSettings)
+    prometheus: PrometheusSettings = Field(default_factory=PrometheusSettings)
     api_url: str | None = Field(
         default=None,
         pattern=r"^https?://[^\s/]+(/[^\s]*)?$",

@@ -19,7 +19,8 @@ from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 
 from bot4.settings import LOOPBACK, Settings
-from workflows.registry import TASK_QUEUE, WORKFLOWS, activity_methods
+from workflows.correlation import CorrelationInterceptor
+from workflows.registry import WORKFLOWS, activity_methods
 
 log = structlog.get_logger(__name__)
 
@@ -37,19 +38,32 @@ def prometheus_runtime(settings: Settings) -> Runtime:
     Raises:
         RuntimeError: the port cannot be bound (the SDK's core reports it this way).
     """
-    metrics = PrometheusConfig(bind_address=metrics_address(settings))
+    metrics = PrometheusConfig(
+        bind_address=metrics_address(settings),
+        # Prometheus conventions (the SDK's defaults are not): counters end in _total,
+        # units in names, durations in seconds (temporal_activity_execution_latency_seconds)
+        counters_total_suffix=True,
+        unit_suffix=True,
+        durations_as_seconds=True,
+    )
     return Runtime(telemetry=TelemetryConfig(metrics=metrics))
 
 
 async def run_worker(
-    settings: Settings, *, stop: asyncio.Event, task_queue: str = TASK_QUEUE
+    settings: Settings, *, stop: asyncio.Event, task_queue: str | None = None
 ) -> None:
-    """Connect, poll ``task_queue`` until ``stop`` is set, then shut down gracefully."""
+    """Connect, poll the task queue until ``stop`` is set, then shut down gracefully.
+
+    ``task_queue`` defaults to the settings' (``BOT4_TEMPORAL__TASK_QUEUE``).
+    """
+    task_queue = task_queue or settings.temporal.task_queue
     runtime = prometheus_runtime(settings)
     client = await Client.connect(
         settings.temporal.effective_address(),
         namespace=settings.temporal.namespace,
         runtime=runtime,
+        # correlation ids: workflows and activities of this worker carry the caller's id
+        interceptors=[CorrelationInterceptor()],
     )
     await _drill_schedule_and_gauges(client, runtime, settings, task_queue)
     worker = Worker(
@@ -85,7 +99,7 @@ async def _drill_schedule_and_gauges(
     Neither may stop the worker: a failure is logged and the worker serves anyway (the
     runbooks matter more than the schedule).
     """
-    from workflows.dr_failover.gauges import DrillGauges, last_passed_drill
+    from workflows.dr_failover.gauges import DrillGauges, drill_history
     from workflows.drill_schedule import sync_drill_schedule
 
     try:
@@ -93,8 +107,10 @@ async def _drill_schedule_and_gauges(
         log.info("drill_schedule", outcome=outcome, cron=settings.worker.drill_cron or None)
     except Exception as e:
         log.error("drill_schedule_failed", error=f"{type(e).__name__}: {e}")
-    passed_at = await last_passed_drill(settings.db.effective_dsn())
-    DrillGauges(runtime.metric_meter).record(rto_s=None, rpo_events=None, passed_at=passed_at)
+    history = await drill_history(settings.db.effective_dsn())
+    DrillGauges(runtime.metric_meter).record(
+        rto_s=history.rto_s, rpo_events=history.rpo_events, passed_at=history.passed_at
+    )
 
 
 async def serve(settings: Settings) -> None:

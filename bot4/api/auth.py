@@ -62,7 +62,9 @@ def require(role: Role, *, admin: bool = False) -> Callable[..., Awaitable[KeyRe
     ) -> KeyRecord:
         key = getattr(request.state, "key", None)
         if not isinstance(key, KeyRecord):  # the middleware admits no request without a key
-            raise AuthenticationError("no API key: send Authorization: Bearer <key>")
+            raise AuthenticationError(
+                "no API key: send Authorization: Bearer <key>", reason="missing"
+            )
         if key.role < role:
             raise PermissionDeniedError(
                 f"this route needs role {role.label} or higher; key {key.id} has role"

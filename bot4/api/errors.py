@@ -35,14 +35,23 @@ class ApiError(Exception):
 class AuthenticationError(ApiError):
     """The request carries no valid key.
 
-    ``key_id`` and ``role`` name the key when its secret was right but it may not be used
-    any more (revoked, expired, retired): the audit row then says whose key it was.
+    ``reason`` is one word for metrics (missing, malformed, unknown, revoked, expired,
+    retired). ``key_id`` and ``role`` name the key when its secret was right but it may not
+    be used any more (revoked, expired, retired): the audit row then says whose key it was.
     """
 
     status = 401
 
-    def __init__(self, message: str, *, key_id: str | None = None, role: str | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: str,
+        key_id: str | None = None,
+        role: str | None = None,
+    ) -> None:
         super().__init__(message, headers={"WWW-Authenticate": "Bearer"})
+        self.reason = reason
         self.key_id = key_id
         self.role = role
 

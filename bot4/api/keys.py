@@ -171,7 +171,9 @@ class KeyStore:
         """
         material = parse_key(token)
         if material is None:
-            raise AuthenticationError("malformed API key: expected b4_<id>_<secret>")
+            raise AuthenticationError(
+                "malformed API key: expected b4_<id>_<secret>", reason="malformed"
+            )
         async with database("authentication"):
             row = await self._pool.fetchrow(
                 f"SELECT {_COLUMNS}, salt, hash FROM api_keys WHERE id = $1", material.id
@@ -180,7 +182,7 @@ class KeyStore:
         if row is None or not hmac.compare_digest(
             hash_secret(material.secret, bytes(row["salt"])), bytes(row["hash"])
         ):
-            raise AuthenticationError("unknown API key")
+            raise AuthenticationError("unknown API key", reason="unknown")
         record = KeyRecord.from_row(row)
         state = record.state(self._clock.now())
         problem = {
@@ -190,7 +192,9 @@ class KeyStore:
             f" successor {record.rotated_to}",
         }.get(state)
         if problem is not None:
-            raise AuthenticationError(problem, key_id=record.id, role=record.role.label)
+            raise AuthenticationError(
+                problem, reason=state, key_id=record.id, role=record.role.label
+            )
         return record
 
     async def create(

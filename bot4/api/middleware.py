@@ -7,7 +7,8 @@ not public (``/healthz``, the OpenAPI document):
 1. take or make the correlation id (``X-Correlation-Id``), bind it to every log line;
 2. read the body (at most ``max_body_bytes``) and keep the parameters for the audit row;
 3. authenticate the key (401), take a token from its bucket (429) — requests without a
-   valid key take from their address's bucket, so guessing is throttled too;
+   valid key take from their address's bucket, so guessing is throttled too; both
+   refusals are counted by reason (:mod:`bot4.api.metrics`);
 4. run the route (which checks the role and, for admin routes, the client network);
 5. append the audit row and only then release the answer; if the row cannot be written
    the answer becomes 503.
@@ -127,10 +128,16 @@ class _Exchange:
             cause = e.__cause__ if isinstance(e, RateLimitedError) else e
             if isinstance(cause, AuthenticationError):
                 self.refused_key = (cause.key_id, cause.role)
+                self.services.metrics.auth_failed(cause.reason)
+            if isinstance(e, RateLimitedError):
+                bucket = self.key.role.label if self.key else "unauthenticated"
+                self.services.metrics.refused_by_rate_limit(bucket)
             self._refuse(e)
             return
         state["key"] = self.key
         await self.app(self.scope, self._replay, self._capture)
+        if self._status() == 403:  # the route's role check or the admin allow-list
+            self.services.metrics.auth_failed("forbidden")
         reason = state.get("audit_reason")
         self.reason = str(reason) if reason is not None else None
 
@@ -139,7 +146,9 @@ class _Exchange:
         scheme, _, token = self.headers.get("authorization", "").partition(" ")
         try:
             if scheme.lower() != "bearer" or not token.strip():
-                raise AuthenticationError("no API key: send Authorization: Bearer <key>")
+                raise AuthenticationError(
+                    "no API key: send Authorization: Bearer <key>", reason="missing"
+                )
             key = await services.keys.authenticate(token.strip())
         except AuthenticationError as e:
             wait = services.limiter.take_for_address(self.client)

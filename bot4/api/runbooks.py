@@ -18,8 +18,10 @@ import structlog
 from pydantic import TypeAdapter, ValidationError
 from temporalio.client import (
     Client,
+    WorkflowExecution,
     WorkflowExecutionStatus,
     WorkflowFailureError,
+    WorkflowHandle,
     WorkflowQueryFailedError,
     WorkflowUpdateFailedError,
 )
@@ -28,6 +30,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from bot4.api.errors import ApiError, ConflictError, NotFoundError, UnavailableError
 from workflows.approvals import Decision
+from workflows.correlation import CorrelationInterceptor
 from workflows.runbooks import RUNBOOKS, SERVER_FIELDS, Runbook
 
 log = structlog.get_logger(__name__)
@@ -40,6 +43,15 @@ class InvalidParametersError(ApiError):
     """The runbook's parameters do not fit its input model (named in the message)."""
 
     status = 422
+
+
+RESULT_FETCHES: Final = 8
+"""Runs whose result or progress the list reads at once."""
+RESULT_TIMEOUT_S: Final = 5.0
+_STATE_FILTERS: Final = {
+    "running": "ExecutionStatus = 'Running'",
+    "closed": "ExecutionStatus != 'Running'",
+}
 
 
 def runbook(name: str) -> Runbook:
@@ -111,7 +123,13 @@ class Runbooks:
             if self._client is None:
                 try:
                     self._client = await asyncio.wait_for(
-                        Client.connect(self.address, namespace=self.namespace),
+                        # the interceptor carries each request's correlation id into the
+                        # workflow, its activities and the engine calls they make
+                        Client.connect(
+                            self.address,
+                            namespace=self.namespace,
+                            interceptors=[CorrelationInterceptor()],
+                        ),
                         timeout=CONNECT_TIMEOUT_S,
                     )
                 except (RuntimeError, TimeoutError, OSError) as e:
@@ -166,26 +184,52 @@ class Runbooks:
             "started_at": description.start_time.isoformat(),
             "closed_at": description.close_time.isoformat() if description.close_time else None,
         }
-        if status == WorkflowExecutionStatus.RUNNING:
-            try:
-                progress = await handle.query("progress")
-                document["progress"] = progress
-            except WorkflowQueryFailedError:  # a runbook without a progress query
-                document["progress"] = {"detail": "this runbook reports no progress"}
-            except RPCError as e:
-                document["progress"] = {"detail": e.message}
-        elif status == WorkflowExecutionStatus.COMPLETED:
-            document["result"] = await handle.result()
-        else:
-            try:
-                await handle.result()
-            except WorkflowFailureError as e:
-                cause = e.cause
-                # an activity's own refusal says what to do; the SDK's wrapper does not
-                while isinstance(cause, ActivityError) and cause.cause is not None:
-                    cause = cause.cause
-                document["failure"] = str(getattr(cause, "message", cause) or e)
-        return document
+        return document | await _outcome(handle, status)
+
+    async def recent(
+        self, *, runbook: str | None = None, state: str = "all", limit: int = 50
+    ) -> list[dict[str, object]]:
+        """Return the latest runs of the runbooks on this desk's task queue, newest first.
+
+        Each run as :meth:`status` tells it: progress while it runs, result or failure once
+        it ended. Only this desk's queue: several desks may share one Temporal.
+
+        Raises:
+            UnavailableError: Temporal cannot list the runs.
+        """
+        types = [runbook] if runbook else sorted({b.workflow for b in RUNBOOKS.values()})
+        query = f"TaskQueue = '{self.task_queue}' AND WorkflowType IN ({_quoted(types)})"
+        if state in _STATE_FILTERS:
+            query += f" AND {_STATE_FILTERS[state]}"
+        client = await self.client()
+        try:
+            executions = [e async for e in client.list_workflows(query, limit=limit)]
+        except RPCError as e:
+            raise UnavailableError(f"Temporal could not list the runs: {e.message}") from None
+        # the dev server's SQL visibility cannot ORDER BY: sort here
+        executions.sort(key=lambda e: e.start_time, reverse=True)
+        gate = asyncio.Semaphore(RESULT_FETCHES)
+
+        async def described(execution: WorkflowExecution) -> dict[str, object]:
+            status = execution.status
+            document: dict[str, object] = {
+                "workflow_id": execution.id,
+                "run_id": execution.run_id,
+                "runbook": execution.workflow_type,
+                "status": status.name if status is not None else "UNKNOWN",
+                "started_at": execution.start_time.isoformat(),
+                "closed_at": execution.close_time.isoformat() if execution.close_time else None,
+            }
+            handle = client.get_workflow_handle(execution.id, run_id=execution.run_id)
+            async with gate:
+                try:
+                    return document | await asyncio.wait_for(
+                        _outcome(handle, status), RESULT_TIMEOUT_S
+                    )
+                except (TimeoutError, RPCError) as e:  # one slow run must not fail the list
+                    return document | {"detail": f"result not read ({type(e).__name__})"}
+
+        return list(await asyncio.gather(*(described(e) for e in executions)))
 
     async def decide(self, workflow_id: str, update: str, decision: Decision) -> dict[str, object]:
         """Send ``approve`` or ``abort`` to a running run.
@@ -222,3 +266,32 @@ class Runbooks:
         if description.workflow_type not in {b.workflow for b in RUNBOOKS.values()}:
             raise NotFoundError(f"no runbook run {workflow_id!r}")  # not ours to show
         return description
+
+
+async def _outcome(
+    handle: WorkflowHandle[Any, Any], status: WorkflowExecutionStatus | None
+) -> dict[str, object]:
+    """Return a run's progress (running), result (completed) or failure (otherwise)."""
+    if status == WorkflowExecutionStatus.RUNNING:
+        try:
+            return {"progress": await handle.query("progress")}
+        except WorkflowQueryFailedError:  # a runbook without a progress query
+            return {"progress": {"detail": "this runbook reports no progress"}}
+        except RPCError as e:
+            return {"progress": {"detail": e.message}}
+    if status == WorkflowExecutionStatus.COMPLETED:
+        return {"result": await handle.result()}
+    try:
+        await handle.result()
+    except WorkflowFailureError as e:
+        cause = e.cause
+        # an activity's own refusal says what to do; the SDK's wrapper does not
+        while isinstance(cause, ActivityError) and cause.cause is not None:
+            cause = cause.cause
+        return {"failure": str(getattr(cause, "message", cause) or e)}
+    return {}
+
+
+def _quoted(names: list[str]) -> str:
+    # names come from the registry (or a checked path parameter): no quote inside them
+    return ", ".join(f"'{name}'" for name in names)

@@ -19,6 +19,7 @@ from bot4.api.config import ApiConfig
 from bot4.api.engines import Engines, KillSwitch
 from bot4.api.errors import UnavailableError
 from bot4.api.keys import KeyStore
+from bot4.api.metrics import ApiMetrics
 from bot4.api.ratelimit import RateLimiter
 from bot4.api.redact import Scrubber
 from bot4.api.runbooks import Runbooks
@@ -54,6 +55,7 @@ class Services:
             namespace=config.temporal_namespace,
             task_queue=config.task_queue,
         )
+        self.metrics = ApiMetrics()
         self.started_at: datetime = clock.now()
         self._pool: asyncpg.Pool | None = None
         self._writer: AuditWriter | None = None

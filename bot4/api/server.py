@@ -19,7 +19,7 @@ from bot4.api.config import ApiConfig
 from bot4.api.keyfile import create_once, read_secret_file
 from bot4.api.ratelimit import Limit
 from bot4.api.roles import Role
-from bot4.settings import Settings
+from bot4.settings import LOOPBACK, Settings
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +68,6 @@ def configured_secrets(settings: Settings) -> tuple[str, ...]:
 
 def api_config(settings: Settings) -> ApiConfig:
     """Return the API's configuration from the settings."""
-    from workflows.registry import TASK_QUEUE
-
     api, engine = settings.api, settings.engine
     key = audit_key(settings)
     return ApiConfig(
@@ -98,9 +96,20 @@ def api_config(settings: Settings) -> ApiConfig:
         secrets=(*configured_secrets(settings), key.decode()),
         temporal_address=settings.temporal.effective_address(),
         temporal_namespace=settings.temporal.namespace,
-        task_queue=TASK_QUEUE,
+        task_queue=settings.temporal.task_queue,
         prefect_api_url=settings.prefect.effective_api_url(),
+        temporal_ui_url=temporal_ui_url(settings),
+        prometheus_url=f"http://{LOOPBACK}:{settings.prometheus.port}",
     )
+
+
+def temporal_ui_url(settings: Settings) -> str:
+    """Return the local dev server's web UI, or "" for an external Temporal (UI unknown)."""
+    temporal = settings.temporal
+    if temporal.address is not None:
+        return ""
+    host = temporal.host if temporal.host not in ("0.0.0.0", "::") else LOOPBACK  # noqa: S104
+    return f"http://{host}:{temporal.ui_port}"
 
 
 class StartError(Exception):

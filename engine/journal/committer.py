@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -123,7 +124,10 @@ class GroupCommitter:
     def start(self) -> None:
         """Start the writer task."""
         if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="journal-group-commit")
+            # a fresh context: an admin call that made us leader must not tag the writer
+            self._task = asyncio.create_task(
+                self._run(), name="journal-group-commit", context=contextvars.Context()
+            )
 
     async def stop(self) -> None:
         """Write what is queued, then stop (cancels if the journal stays unreachable)."""

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import re
 import time
 import uuid
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -23,6 +25,15 @@ def time_ordered_uuid() -> uuid.UUID:
     value = (value & ~(0xF << 76)) | (0x7 << 76)  # version 7
     value = (value & ~(0x3 << 62)) | (0x2 << 62)  # RFC 4122 variant
     return uuid.UUID(int=value)
+
+
+#: the operation that caused what is being journaled: the control server sets it for the
+#: length of each admin call (from the caller's ``X-Correlation-ID``: an API request, a
+#: workflow's activity), so the rows that call causes carry it; None for the engine's
+#: own decisions. Long-lived tasks start in a fresh context, so it never leaks into them.
+CORRELATION_ID: ContextVar[str | None] = ContextVar("bot4_correlation_id", default=None)
+#: what a correlation id may look like (the control API's rule too)
+VALID_CORRELATION_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
 class JournalKind(StrEnum):
@@ -48,6 +59,7 @@ class JournalEvent:
     body: dict[str, Any]
     client_order_id: str | None = None
     event_id: uuid.UUID = field(default_factory=time_ordered_uuid)
+    correlation_id: str | None = field(default_factory=CORRELATION_ID.get)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

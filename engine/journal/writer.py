@@ -38,10 +38,11 @@ _TEMPORARY: Final = (
 )
 
 _INSERT_EVENTS: Final = """
-INSERT INTO journal_events (event_id, lease, epoch, instance, kind, client_order_id, body)
-SELECT e.event_id, $1, $2, $3, e.kind, e.client_order_id, e.body::jsonb
-  FROM unnest($4::uuid[], $5::text[], $6::text[], $7::text[])
-       AS e(event_id, kind, client_order_id, body)
+INSERT INTO journal_events (event_id, lease, epoch, instance, kind, client_order_id, body,
+                            correlation_id)
+SELECT e.event_id, $1, $2, $3, e.kind, e.client_order_id, e.body::jsonb, e.correlation_id
+  FROM unnest($4::uuid[], $5::text[], $6::text[], $7::text[], $8::text[])
+       AS e(event_id, kind, client_order_id, body, correlation_id)
 ON CONFLICT (event_id) DO NOTHING
 """
 
@@ -61,6 +62,7 @@ ON CONFLICT (venue, symbol, trade_id, side) DO NOTHING
 
 _EVENT_COLUMNS: Final = (
     "event_id", "lease", "epoch", "instance", "kind", "client_order_id", "body",
+    "correlation_id",
 )  # fmt: skip
 _FILL_COLUMNS: Final = (
     "venue", "trade_id", "lease", "epoch", "instance", "client_order_id", "symbol", "side",
@@ -174,7 +176,7 @@ class Journal:
                     columns=_EVENT_COLUMNS,
                     records=[
                         (e.event_id, self.lease, epoch, self.instance, e.kind.value,
-                         e.client_order_id, json.dumps(e.body, default=str))
+                         e.client_order_id, json.dumps(e.body, default=str), e.correlation_id)
                         for e in events
                     ],
                 )  # fmt: skip
@@ -189,6 +191,7 @@ class Journal:
                     [e.kind.value for e in events],
                     [e.client_order_id for e in events],
                     [json.dumps(e.body, default=str) for e in events],
+                    [e.correlation_id for e in events],
                 )
                 events_added = _count(status)
             if fills and copy:

@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
+import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from functools import partial
@@ -42,6 +43,7 @@ from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 from engine.dtypes import TRADING_STATE_NAMES
+from engine.journal.models import CORRELATION_ID, VALID_CORRELATION_ID
 from engine.live.admin_fields import ACTION_FIELDS, COMMON_FIELDS, Field, FieldError, check_fields
 from engine.live.gate import TradingGate
 
@@ -339,6 +341,23 @@ class ControlServer:
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def _admin(self, request: web.Request) -> web.Response:
+        """Run an admin action under the caller's correlation id (a new one if none).
+
+        The id is bound to every log line of the call and to every journal row it causes
+        (the context is copied into the engine loop with the call), and sent back.
+        """
+        given = request.headers.get("X-Correlation-ID", "")
+        correlation_id = given if VALID_CORRELATION_ID.match(given) else uuid.uuid4().hex
+        token = CORRELATION_ID.set(correlation_id)
+        try:
+            with structlog.contextvars.bound_contextvars(correlation_id=correlation_id):
+                response = await self._admin_action(request)
+        finally:
+            CORRELATION_ID.reset(token)
+        response.headers["X-Correlation-ID"] = correlation_id
+        return response
+
+    async def _admin_action(self, request: web.Request) -> web.Response:
         if not self._authorized(request):
             return _json_response(
                 {"error": "missing or wrong bearer token (header Authorization: Bearer <token>)"},
@@ -461,6 +480,11 @@ async def post_admin(
         ControlUnreachableError: no connection, or no answer within ``timeout_s``.
     """
     headers = {"Authorization": f"Bearer {token}"}
+    # the operation this call belongs to (an API request, a workflow's activity): the
+    # engine journals it with the rows the call causes
+    correlation_id = structlog.contextvars.get_contextvars().get("correlation_id")
+    if isinstance(correlation_id, str) and VALID_CORRELATION_ID.match(correlation_id):
+        headers["X-Correlation-ID"] = correlation_id
     timeout = aiohttp.ClientTimeout(total=timeout_s)
     try:
         async with (

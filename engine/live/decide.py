@@ -44,6 +44,7 @@ from engine.dtypes import (
     Trades,
 )
 from engine.kernels.layout import (
+    G_DENY_BASE,
     G_INTENTS,
     G_TRADING_STATE,
     GF_EQUITY,
@@ -55,6 +56,8 @@ from engine.kernels.layout import (
     SI_VALID,
 )
 from engine.kernels.replay_nb import live_fill
+from engine.kernels.risk_nb import DENY_REASON_NAMES
+from engine.live import metrics
 from engine.live.model_slot import ModelSlot
 from engine.live.release import Release
 from engine.replay.state import EngineState
@@ -123,6 +126,7 @@ class LiveDecider:
         self._depth = release.config.book_depth
         self._buffer = np.zeros(buffer_events, dtype=EVENT_DTYPE)
         self._pending = 0
+        self._denials_seen = np.zeros(len(DENY_REASON_NAMES) - 1)
         self._seq = np.zeros(n, dtype=np.int64)
         self._oldest_receive_ns = 0
         self.events_decided = 0
@@ -274,9 +278,19 @@ class LiveDecider:
             oldest_receive_ns=self._oldest_receive_ns,
         )
         self._pending = 0
+        self._count_denials()
         self.events_decided += events
         self.batches += 1
         return decision
+
+    def _count_denials(self) -> None:
+        """Add the kernel's new risk denials, by reason, to ``bot4_engine_denials_total``."""
+        counts = self.state.g[G_DENY_BASE + 1 : G_DENY_BASE + len(DENY_REASON_NAMES)]
+        new = counts - self._denials_seen
+        if new.any():
+            for i in np.flatnonzero(new > 0):
+                metrics.DENIALS.labels(reason=DENY_REASON_NAMES[i + 1]).inc(float(new[i]))
+            self._denials_seen = counts.copy()
 
     def reset_trading_state(self, state: int) -> None:
         """Set the kernel's trading state outright (an operator raised the gate)."""

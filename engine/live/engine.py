@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import json
 import time
 from collections.abc import Awaitable, Coroutine
@@ -133,6 +134,7 @@ class LiveEngine:
         self.manager: OrderManager | None = None
         self.quotes: QuoteSync | None = None
         self._committer: GroupCommitter | None = None
+        self._journal_retries_seen: tuple[GroupCommitter | None, int] = (None, 0)
         # the journal as this engine saw it, over every leadership (see engine.journal.tracking)
         self.journal_outages = OutageLog()
         self.journal_acks = AckLog()
@@ -183,7 +185,9 @@ class LiveEngine:
         self._stop.set()
 
     def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
-        task = asyncio.create_task(coro, name=name)
+        # a fresh context: an operator's correlation id (an admin call that started this
+        # work) must not tag everything the engine does from then on
+        task = asyncio.create_task(coro, name=name, context=contextvars.Context())
         task.add_done_callback(self._task_ended)
         self._tasks.append(task)
 
@@ -271,9 +275,17 @@ class LiveEngine:
                     await self.lease.renew()
             except (LeaseLostError, FencedError) as e:
                 await self._step_down(f"lease lost: {e}", release=False)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TemporaryError) as e:
-                # cannot renew: past the TTL another engine may lead, so stop sending now
-                log.warning("lease_renew_failed", error=str(e))
+            except Exception as e:
+                # cannot renew: past the TTL another engine may lead, so stop sending now.
+                # Any error: one this loop does not survive leaves a "leader" that renews
+                # nothing (asyncpg's InternalClientError from a connection dying mid-query,
+                # "cannot switch to state", is not an InterfaceError).
+                known = isinstance(
+                    e, OSError | asyncpg.PostgresError | asyncpg.InterfaceError | TemporaryError
+                )
+                (log.warning if known else log.error)(
+                    "lease_renew_failed", error=f"{type(e).__name__}: {e}"
+                )
                 if self.epoch is not None and not await self._lease_still_ours():
                     await self._step_down(f"lease unreachable: {e}", release=False)
             await asyncio.sleep(interval)
@@ -337,6 +349,7 @@ class LiveEngine:
             baseline = await record_baseline(committer, self.session.account,
                                              by=self.config.instance)  # fmt: skip
         self.recovery = await recover(manager, baseline=baseline)
+        metrics.RESYNCS.labels(subject="positions", reason="takeover").inc()
         await self._load_positions()
         self.reduced = await load_reduced(self.pool)
         if not self.recovery.ok:
@@ -345,7 +358,9 @@ class LiveEngine:
         self.quotes = QuoteSync(manager, self.decider, self.instruments,
                                 on_fenced=self._fenced)  # fmt: skip
         self._manager_stop = asyncio.Event()
-        self._manager_task = asyncio.create_task(manager.run(self._manager_stop))
+        self._manager_task = asyncio.create_task(
+            manager.run(self._manager_stop), context=contextvars.Context()
+        )
         self.role = "leader"
         log.info("leader", instance=self.config.instance, epoch=epoch,
                  recovery_ok=self.recovery.ok)  # fmt: skip
@@ -483,6 +498,8 @@ class LiveEngine:
         return True
 
     def _on_fill(self, record: FillRecord, *, maker: bool) -> None:
+        metrics.FILLS.labels(symbol=record.symbol, side=record.side,
+                             liquidity=record.liquidity or "unknown").inc()  # fmt: skip
         sid = self.release.symbols.index(record.symbol)
         instrument = self.instruments[sid]
         self.decider.apply_fill(
@@ -508,7 +525,20 @@ class LiveEngine:
             metrics.JOURNAL_LAG.set(self.journal_lag_s() or 0.0)
             for name, lots in self.decider.positions_lots().items():
                 metrics.POSITION.labels(symbol=name).set(lots)
+            self._export_journal_retries()
             await asyncio.sleep(0.25)
+
+    def _export_journal_retries(self) -> None:
+        """Add the committer's retries since the last look to the retries counter."""
+        committer = self._committer
+        if committer is None:
+            return
+        seen_of, seen = self._journal_retries_seen
+        if seen_of is not committer:  # a new term's committer counts from zero
+            seen = 0
+        if committer.retries > seen:
+            metrics.RETRIES.labels(operation="journal_write").inc(committer.retries - seen)
+        self._journal_retries_seen = (committer, committer.retries)
 
     def _check_venue(self) -> None:
         """Lower to REDUCING while the venue's order or account endpoints are failing.

@@ -28,11 +28,6 @@ TICK_TO_ORDER: Final = Histogram(
     "From a market-data message's arrival to the order request handed to ccxt.",
     buckets=(5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2, 0.1, 0.25, 1.0),
 )
-RISK_CHECK: Final = Histogram(
-    "bot4_engine_risk_check_seconds",
-    "Duration of the pre-trade risk check of one decision.",
-    buckets=(1e-6, 5e-6, 1e-5, 5e-5, 1e-4, 5e-4, 1e-3, 5e-3),
-)
 ORDER_ROUND_TRIP: Final = Histogram(
     "bot4_engine_order_round_trip_seconds",
     "From handing an order request to the venue to its acknowledgement, by action.",
@@ -92,13 +87,13 @@ CIRCUIT_BREAKER_STATE: Final = Gauge(
     ["endpoint_group"],
 )
 POSITION: Final = Gauge(
-    "bot4_engine_position",
-    "Position in the base asset, by symbol (derived from the journal).",
+    "bot4_engine_position_lots",
+    "The strategy's position in lots (the venue's lot size of the symbol), by symbol.",
     ["symbol"],
 )
 PNL: Final = Gauge(
     "bot4_engine_pnl",
-    "Profit and loss in the quote currency, by kind (realized, unrealized).",
+    "Profit and loss since the engine started, in the quote currency, by kind (mark_to_market).",
     ["kind"],
 )
 TRADING_STATE: Final = Gauge(

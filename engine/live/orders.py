@@ -44,6 +44,7 @@ from engine.execution import (
 )
 from engine.execution.models import OrderType, Side
 from engine.journal import FencedError, FillRecord, GroupCommitter, JournalEvent, JournalKind
+from engine.live import metrics
 from engine.live.fills import Position, PositionStore, fill_record
 from engine.live.gate import HALTED, TradingGate
 from engine.live.order_table import (
@@ -74,6 +75,11 @@ _KIND_OF_PHASE: Final = {
     OrderPhase.FILLED: JournalKind.ORDER_FILLED,
     OrderPhase.REJECTED: JournalKind.ORDER_REJECTED,
 }
+
+
+def _count(order: LocalOrder, outcome: str) -> None:
+    """Count one order outcome (``bot4_engine_orders_total``)."""
+    metrics.ORDERS.labels(symbol=order.symbol, side=order.request.side, outcome=outcome).inc()
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -319,21 +325,25 @@ class OrderManager:
             try:
                 state = await self._hand_off(order)
             except OrderRejectedError as e:
+                _count(order, "rejected")
                 order.to(OrderPhase.REJECTED, reason=str(e))
                 await self._record(JournalKind.ORDER_REJECTED, order, {"sent": True})
                 return
             except CircuitOpenError as e:  # refused locally: the request never left
+                _count(order, "not_sent")
                 order.to(OrderPhase.REJECTED, reason=str(e))
                 await self._record(JournalKind.ORDER_REJECTED, order, {"sent": False})
                 return
             except EngineError as e:
                 # a lost answer, or any failure after which the order may exist
+                _count(order, "unknown_outcome")
                 order.to(OrderPhase.UNKNOWN, reason=str(e))
                 await self._record(JournalKind.ORDER_UNKNOWN, order, {"error": str(e)})
             except BaseException:
                 order.to(OrderPhase.UNKNOWN)  # the journal's ORDER_NEW lets recovery resolve it
                 raise
             else:
+                _count(order, "acknowledged")
                 await self.apply_venue_state(order, state)
                 return
         await self.resolve(order)
@@ -344,7 +354,9 @@ class OrderManager:
         try:
             return await self.client.create_order(order.request)
         finally:
-            self.send_times.append((sent_at, self.clock.monotonic()))
+            answered_at = self.clock.monotonic()
+            self.send_times.append((sent_at, answered_at))
+            metrics.ORDER_ROUND_TRIP.labels(action="create").observe(answered_at - sent_at)
 
     async def resolve(self, order: LocalOrder) -> None:
         """Ask the venue about an UNKNOWN order by client id and journal the answer.
@@ -366,6 +378,7 @@ class OrderManager:
         try:
             result = await self.client.resolve(order.client_order_id, order.symbol, sent_at=sent_at)
         except (UnknownOutcomeError, TemporaryError) as e:
+            metrics.RETRIES.labels(operation="order_resolution").inc()  # the poll asks again
             log.warning("order_still_unknown", client_order_id=order.client_order_id, error=str(e))
             return
         if order.phase is not OrderPhase.UNKNOWN:
@@ -398,8 +411,12 @@ class OrderManager:
         order = self.table.get(client_order_id)
         if order is None:
             raise ValueError(f"client_order_id {client_order_id!r} is not an order of ours")
+        started = self.clock.monotonic()
         try:
             state = await self.client.cancel_order(client_order_id, order.symbol)
+            metrics.ORDER_ROUND_TRIP.labels(action="cancel").observe(
+                self.clock.monotonic() - started)  # fmt: skip
+            _count(order, "cancelled")
         except OrderNotFoundError:  # no longer open: learn how it ended instead
             state = await self.client.fetch_order(client_order_id, order.symbol)
         await self.apply_venue_state(order, state)

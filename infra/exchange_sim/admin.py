@@ -20,6 +20,7 @@ from aiohttp import web
 
 from infra.exchange_sim.faults import DropWebsockets, FaultError, build_fault, catalog, describe
 from infra.exchange_sim.http import VENUE_KEY
+from infra.exchange_sim.metrics import METRICS_KEY
 
 log = structlog.get_logger(__name__)
 
@@ -64,6 +65,7 @@ async def set_fault(request: web.Request) -> web.Response:
     except FaultError as e:
         return _refuse(400, str(e))
     log.warning("fault_set", fault=describe(fault))
+    request.app[METRICS_KEY].faults_set.labels(fault=fault.name).inc()
     if isinstance(fault, DropWebsockets):
         dropped = venue.hub.drop_all()
         return web.json_response({"active": _active(request), "dropped": dropped})

@@ -23,6 +23,7 @@ from infra.exchange_sim.auth import Authenticator, WeightLimiter, parse_params
 from infra.exchange_sim.config import AccountSpec
 from infra.exchange_sim.errors import BadRequestError, RateLimitError, VenueError, illegal, missing
 from infra.exchange_sim.faults import ErrorRate, Latency, RateLimitStorm
+from infra.exchange_sim.metrics import METRICS_KEY
 from infra.exchange_sim.units import parse_decimal
 from infra.exchange_sim.venue import Venue
 
@@ -190,16 +191,20 @@ def make_middleware() -> Middleware:
             return await handler(request)
         venue = request.app[VENUE_KEY]
         faults = venue.faults
+        fault_answers = request.app[METRICS_KEY].fault_answers
         latency = faults.get(Latency)
         if latency is not None:
+            fault_answers.labels(fault=Latency.name).inc()
             await asyncio.sleep(latency.ms / 1000)
         storm = faults.get(RateLimitStorm)
         if storm is not None:
+            fault_answers.labels(fault=RateLimitStorm.name).inc()
             return json_error(
                 RateLimitError("Too many requests; IP banned.", retry_after_s=storm.retry_after_s)
             )
         error_rate = faults.get(ErrorRate)
         if error_rate is not None and request.app[FAULT_RNG_KEY].random() < error_rate.share:
+            fault_answers.labels(fault=ErrorRate.name).inc()
             # Plain text, like Binance's gateway: ccxt then raises ExchangeNotAvailable
             # (a NetworkError, retried) instead of an exchange-level error.
             return web.Response(text="Service Unavailable.", status=503)

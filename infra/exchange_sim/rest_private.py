@@ -13,6 +13,7 @@ from infra.exchange_sim.engine import NewOrder
 from infra.exchange_sim.errors import BadRequestError, missing
 from infra.exchange_sim.formats import balances_json, my_trades_json, new_order_json, order_json
 from infra.exchange_sim.http import VENUE_KEY, Signed, read_params, signed
+from infra.exchange_sim.metrics import METRICS_KEY
 from infra.exchange_sim.models import OrderType, Side, TimeInForce
 from infra.exchange_sim.venue import Venue
 
@@ -78,6 +79,7 @@ async def post_order(request: web.Request) -> web.StreamResponse:
     assert outcome.order is not None
     if venue.faults.take_lost_answer():
         log.warning("order_answer_lost", order_id=outcome.order.order_id)
+        request.app[METRICS_KEY].fault_answers.labels(fault="lost_answer").inc()
         # The order stands; the client never learns it (the unknown-outcome case).
         if request.transport is not None:
             request.transport.abort()

@@ -1,6 +1,6 @@
 """The simulator's aiohttp application.
 
-REST, websockets and admin on one port, plus the background loops: depth diffs,
+REST, websockets, admin and ``/metrics`` on one port, plus the background loops: depth diffs,
 dead-man's switches and the living market.
 """
 
@@ -21,6 +21,7 @@ from infra.exchange_sim.config import SimConfig
 from infra.exchange_sim.faults import CrossedBook, SequenceGap, StallStreams
 from infra.exchange_sim.http import AUTH_KEY, FAULT_RNG_KEY, LIMITER_KEY, VENUE_KEY, make_middleware
 from infra.exchange_sim.market import LivingMarket
+from infra.exchange_sim.metrics import METRICS_KEY, SimMetrics, make_metrics_middleware
 from infra.exchange_sim.streams import Hub, make_ws_handler
 from infra.exchange_sim.venue import Venue
 
@@ -97,7 +98,8 @@ async def _every(period_s: float, action: Callable[[], object], name: str) -> No
 
 def build_app(config: SimConfig, *, clock: Callable[[], int] = wall_clock_ms) -> web.Application:
     """Build the application; state is opened on startup and closed on cleanup."""
-    app = web.Application(middlewares=[make_middleware()], client_max_size=64 * 1024)
+    middlewares = [make_metrics_middleware(), make_middleware()]  # metrics see fault answers
+    app = web.Application(middlewares=middlewares, client_max_size=64 * 1024)
     hub_holder: list[Venue] = []
 
     def stalled() -> bool:
@@ -109,12 +111,14 @@ def build_app(config: SimConfig, *, clock: Callable[[], int] = wall_clock_ms) ->
     market = LivingMarket(venue, seed=config.seed, orders_per_s=config.agent_orders_per_s)
     market.ensure_agents()
     app[VENUE_KEY] = venue
+    app[METRICS_KEY] = SimMetrics(venue.faults)
     app[AUTH_KEY] = Authenticator(config.accounts, max_recv_window_ms=config.max_recv_window_ms)
     app[LIMITER_KEY] = WeightLimiter(config.weight_limit_per_minute)
     app[FAULT_RNG_KEY] = random.Random(config.seed)  # noqa: S311 - simulation, not security
     rest_public.add_routes(app)
     rest_private.add_routes(app)
     admin.add_routes(app)
+    app.router.add_get("/metrics", app[METRICS_KEY].serve)
     ws_handler = make_ws_handler(hub, app[AUTH_KEY], clock=clock, heartbeat_s=config.ws_heartbeat_s)
     for path in ("/ws", "/ws/{tail:.*}", "/stream", "/stream/{tail:.*}", "/ws-api/{tail:.*}"):
         app.router.add_get(path, ws_handler)

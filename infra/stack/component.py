@@ -13,7 +13,8 @@ from typing import Literal, Protocol
 
 from infra.stack.errors import ComponentStartError
 
-Outcome = Literal["started", "reused", "external"]
+Outcome = Literal["started", "reused", "external", "skipped"]
+"""``skipped``: an optional server whose binary is not installed (it says what to do)."""
 
 
 class Progress(Protocol):

@@ -23,6 +23,7 @@ from infra.stack.object_store import ObjectStoreServer
 from infra.stack.paths import StackPaths
 from infra.stack.postgres import PostgresPair
 from infra.stack.prefect_server import PrefectServer
+from infra.stack.prometheus_server import PrometheusServer
 from infra.stack.temporal_server import TemporalServer
 from infra.stack.worker_server import WorkerServer
 
@@ -89,6 +90,8 @@ class Stack:
         self.servers.append(FlowsServer(paths=self.paths, settings=settings))
         if settings.api_url is None:  # BOT4_API_URL names an API elsewhere: start none here
             self.servers.append(ApiServer(paths=self.paths, settings=settings))
+        # last: its first scrape finds every target up; optional (skipped when not installed)
+        self.servers.append(PrometheusServer(paths=self.paths, settings=settings))
 
     def _prefect_database_url(self) -> str:
         db = self.settings.db
@@ -129,7 +132,8 @@ class Stack:
         for server in self.servers:
             outcome = server.ensure_running(progress)
             outcomes[server.name] = outcome
-            progress.done(server.name, outcome)
+            skipped = server.skipped_because() if outcome == "skipped" else None
+            progress.done(server.name, outcome if skipped is None else f"skipped: {skipped}")
         return outcomes
 
     def down(self, progress: Progress | None = None) -> list[str]:

@@ -67,6 +67,14 @@ class ManagedServer(Component):
         """Return extra status fields."""
         return {}
 
+    def skipped_because(self) -> str | None:
+        """Return why an optional server is not run here (and what to do), else None.
+
+        A skipped server is not a failure: ``up`` reports it and goes on, ``status``
+        shows it as skipped, and the stack counts as healthy without it.
+        """
+        return None
+
     def _record(self) -> PidRecord | None:
         return read_pid_file(self.pid_file, component=self.name)
 
@@ -78,6 +86,8 @@ class ManagedServer(Component):
             PortTakenError: a port the server needs is taken by another process.
             ComponentStartError: the server exited or did not become healthy in time.
         """
+        if self.skipped_because() is not None:
+            return "skipped"
         running = self._record()
         if running is not None and is_alive(running):
             progress.begin(self.name, "checking the running server")
@@ -140,7 +150,11 @@ class ManagedServer(Component):
         return [record.pid] if record is not None and is_alive(record) else []
 
     def status(self) -> ComponentStatus:
-        """Report pid and one health probe."""
+        """Report pid and one health probe (or why the server is skipped)."""
+        skipped = self.skipped_because()
+        if skipped is not None and not self.pids():
+            return ComponentStatus(name=self.name, url=self.url(), pid=None, healthy=True,
+                                   managed=True, details={"skipped": skipped})  # fmt: skip
         pids = self.pids()
         return ComponentStatus(
             name=self.name,

@@ -281,3 +281,36 @@ async def api_round_trip(settings: Settings) -> RoundTrip:
         f" {verify.get('ok')}"
     )
     return RoundTrip(component="api", ok=ok, detail=detail, seconds=time.perf_counter() - started)
+
+
+async def prometheus_round_trip(settings: Settings, *, within_s: float = 20.0) -> RoundTrip:
+    """Ask Prometheus until every server it scrapes is up and the alert rules are loaded.
+
+    Engines are left out: the demo starts them later, and one color is always idle.
+    Target discovery applies its first result after up to 5 s, hence the wait.
+    """
+    started = time.perf_counter()
+    base = f"http://127.0.0.1:{settings.prometheus.port}/api/v1"
+    down: list[str] = ["(no answer yet)"]
+    up: list[str] = []
+    rules = 0
+    async with httpx.AsyncClient(base_url=base, timeout=5) as http:
+        while time.perf_counter() - started < within_s:
+            targets = (await http.get("/targets", params={"state": "active"})).json()["data"]
+            servers = [t for t in targets["activeTargets"] if t["labels"]["job"] != "engine"]
+            up = sorted(t["labels"]["job"] for t in servers if t["health"] == "up")
+            down = sorted(t["labels"]["job"] for t in servers if t["health"] != "up")
+            groups = (await http.get("/rules", params={"type": "alert"})).json()["data"]
+            rules = sum(len(group["rules"]) for group in groups["groups"])
+            if servers and not down and rules:
+                break
+            await asyncio.sleep(0.5)
+    detail = f"scraping {', '.join(up) or 'nothing'} (up); {rules} alert rules loaded"
+    if down:
+        detail += f"; not up: {', '.join(down)}"
+    return RoundTrip(
+        component="prometheus",
+        ok=not down and rules > 0,
+        detail=detail,
+        seconds=time.perf_counter() - started,
+    )

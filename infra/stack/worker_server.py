@@ -48,6 +48,5 @@ class WorkerServer(ManagedServer):
 
     def details(self) -> dict[str, object]:
         """Add the Temporal address and the task queue it polls."""
-        from workflows.registry import TASK_QUEUE
-
-        return {"temporal": self.settings.temporal.effective_address(), "task_queue": TASK_QUEUE}
+        temporal = self.settings.temporal
+        return {"temporal": temporal.effective_address(), "task_queue": temporal.task_queue}

@@ -10,9 +10,11 @@ from pathlib import Path
 from bot4.settings import (
     ApiSettings,
     DatabaseSettings,
+    EngineSettings,
     ExchangeSettings,
     FlowsSettings,
     PrefectSettings,
+    PrometheusSettings,
     Settings,
     StorageSettings,
     TemporalSettings,
@@ -39,7 +41,10 @@ def remove_home(home: Path) -> None:
 
 def stack_settings(home: Path) -> Settings:
     """Return settings for a whole local stack on free ports under ``home``."""
-    pg_a, pg_b, temporal, temporal_ui, prefect, s3, exchange, api, worker, flows = free_ports(10)
+    ports = free_ports(13)
+    pg_a, pg_b, temporal, temporal_ui, prefect, s3, exchange, api, worker, flows = ports[:10]
+    # engines are not started by the stack, but its Prometheus scrapes their ports
+    blue, green, prometheus = ports[10:]
     return Settings(
         home=home,
         db=DatabaseSettings(primary_port=pg_a, standby_port=pg_b),
@@ -50,6 +55,8 @@ def stack_settings(home: Path) -> Settings:
         api=ApiSettings(port=api),
         worker=WorkerSettings(metrics_port=worker),
         flows=FlowsSettings(metrics_port=flows),
+        engine=EngineSettings(blue_control_port=blue, green_control_port=green),
+        prometheus=PrometheusSettings(port=prometheus),
     )
 
 

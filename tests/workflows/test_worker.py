@@ -32,7 +32,7 @@ async def test_stack_worker_runs_an_emergency_stop_dry_run_and_exports_sdk_metri
     url = f"http://127.0.0.1:{settings.worker.metrics_port}/metrics"
     async with httpx.AsyncClient(timeout=5) as http:
         metrics = (await http.get(url)).text
-    assert "temporal_workflow_completed" in metrics
+    assert "temporal_workflow_completed_total" in metrics  # Prometheus names: _total
 
 
 def test_the_worker_registers_every_activity_each_workflow_package_defines() -> None:

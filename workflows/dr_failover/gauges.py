@@ -2,8 +2,9 @@
 
 ``bot4_dr_last_drill_rto_seconds``, ``bot4_dr_last_drill_rpo_events`` and
 ``bot4_dr_last_passed_drill_timestamp_seconds``: set by ``store_report`` after each
-drill, and the last one seeded from ``dr_drills`` when the worker starts, so a restarted
-worker still tells how old the last passed drill is (an alert fires when it is too old).
+drill, and seeded from ``dr_drills`` when the worker starts, so a restarted worker still
+tells how old the last passed drill is (0: none ever passed; an alert fires when it is too
+old).
 ``bot4_pg_sync_standbys``, ``bot4_pg_replication_lag_bytes`` and ``bot4_pg_primary_up``:
 the journal database's replication, read by the worker every 10 s. Alert rules:
 ``infra/prometheus/rules/dr.yml``.
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from dataclasses import dataclass
 
 import structlog
 from temporalio.common import MetricMeter
@@ -47,24 +49,56 @@ class DrillGauges:
             self.passed_at.set(passed_at)
 
 
-async def last_passed_drill(dsn: str) -> float | None:
-    """Return the start (epoch seconds) of the last passed drill in ``dr_drills``."""
+@dataclass(frozen=True, kw_only=True, slots=True)
+class DrillHistory:
+    """What ``dr_drills`` says when the worker starts (seeds :class:`DrillGauges`)."""
+
+    passed_at: float | None
+    """Start (epoch seconds) of the last passed drill; 0.0 when none ever passed."""
+    rpo_events: int | None
+    """RPO of the last drill that measured one; 0 when no drill ever ran."""
+    rto_s: float | None
+    """RTO of the last drill that measured one; None when none did."""
+
+
+DRILL_HISTORY_SQL = """
+SELECT (SELECT extract(epoch FROM max(started_at))::float8 FROM dr_drills WHERE passed)
+           AS passed_at,
+       (SELECT rpo_events FROM dr_drills WHERE rpo_events IS NOT NULL
+         ORDER BY started_at DESC LIMIT 1) AS rpo_events,
+       (SELECT rto_s FROM dr_drills WHERE rto_s IS NOT NULL
+         ORDER BY started_at DESC LIMIT 1) AS rto_s
+"""
+
+
+async def drill_history(dsn: str) -> DrillHistory:
+    """Read the drill history; unknown (all None) when the database cannot tell.
+
+    "Never" is a value, not a missing series: a worker that knows no drill ever passed
+    exports 0, so the alert on the age of the last passed drill fires (Bot4DrillNeverPassed)
+    while a missing series means the worker is not scraped or could not read the table.
+    """
     import asyncpg
 
+    unknown = DrillHistory(passed_at=None, rpo_events=None, rto_s=None)
     try:
         connection = await asyncpg.connect(dsn, timeout=5)
     except (OSError, TimeoutError, asyncpg.PostgresError) as e:
         log.warning("drill_history_unreadable", error=str(e))
-        return None
+        return unknown
     try:
-        value = await connection.fetchval(
-            "SELECT extract(epoch FROM max(started_at)) FROM dr_drills WHERE passed"
-        )
+        row = await connection.fetchrow(DRILL_HISTORY_SQL)
     except asyncpg.UndefinedTableError:  # not migrated yet: no drill ever ran
-        return None
+        row = None
     finally:
         await connection.close()
-    return None if value is None else float(value)
+    if row is None:
+        return DrillHistory(passed_at=0.0, rpo_events=0, rto_s=None)
+    return DrillHistory(
+        passed_at=0.0 if row["passed_at"] is None else float(row["passed_at"]),
+        rpo_events=0 if row["rpo_events"] is None else int(row["rpo_events"]),
+        rto_s=None if row["rto_s"] is None else float(row["rto_s"]),
+    )
 
 
 REPLICATION_SQL = """

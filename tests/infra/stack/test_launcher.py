@@ -31,6 +31,7 @@ from infra.stack.roundtrip import api_round_trip, exchange_round_trip, standby_d
 from infra.stack.temporal_server import TemporalServer
 from infra.storage import s3_client
 from tests.stubs.processes import process_tree, still_running
+from tests.stubs.prometheus import require_prometheus
 from tests.stubs.stack import make_home, remove_home, settings_env, stack_settings
 from workflows.stack_check import StackCheckInput, StackCheckWorkflow
 from workflows.stack_check.activities import StackCheckActivities
@@ -139,13 +140,14 @@ def test_object_put_to_s3_reads_back_with_same_sha256(running_stack: Stack) -> N
 
 
 def test_status_json_reports_every_component_healthy(running_stack: Stack) -> None:
+    require_prometheus()  # part of the stack (skipped, not running, without the binary)
     done = bot4_cli(running_stack.settings, "stack", "status", "--json")
     assert done.returncode == 0, done.stderr
     document = json.loads(done.stdout)
     names = [c["name"] for c in document["components"]]
     assert names == [
         "postgres-a", "postgres-b", "s3", "exchange-sim", "temporal", "worker", "prefect",
-        "flows", "api",
+        "flows", "api", "prometheus",
     ]  # fmt: skip
     assert all(c["healthy"] is True and isinstance(c["pid"], int) for c in document["components"])
     assert document["healthy"] is True
@@ -160,6 +162,7 @@ def _sleeping_engine(color: Color, release: Path) -> list[str]:
 
 def test_lifecycle_up_reuses_and_down_leaves_no_process() -> None:
     """A stack of its own: up, up again (reused, same pids), status, down, nothing left."""
+    require_prometheus()
     home = make_home()
     settings = stack_settings(home)
     try:
