@@ -127,12 +127,33 @@ def _parser() -> argparse.ArgumentParser:
 
     configure_flows_parsers(commands)
 
+    from bot4.dashboards_cli import configure_parser as configure_dashboards_parser
+
+    configure_dashboards_parser(
+        commands.add_parser(
+            "dashboards",
+            help="Grafana dashboards as code: push to a configured Grafana, render, list",
+        )
+    )
+
+    from bot4.trace_cli import configure_parser as configure_trace_parser
+
+    configure_trace_parser(
+        commands.add_parser(
+            "trace",
+            help="one operation's timeline by correlation id: audit, logs, journal [LOCAL]",
+        )
+    )
+
     demo = commands.add_parser(
         "demo",
         help="bring the stack up, round-trip through every server, trade, roll out, bring it down",
     )
     demo.add_argument("--json", action="store_true", help="print the results as JSON")
-    demo.add_argument("--keep-running", action="store_true", help="leave the stack up at the end")
+    demo.add_argument(
+        "--keep", "--keep-running", dest="keep_running", action="store_true",
+        help="leave the stack up at the end and print the UIs' URLs",
+    )  # fmt: skip
     demo.add_argument(
         "--trade-seconds",
         type=float,
@@ -246,6 +267,8 @@ def _handler(args: argparse.Namespace) -> Handler:
         "rollout": _rollout_handler(),
         "liquidate": _liquidate_handler(),
         "drill": _drill_handler(),
+        "dashboards": _dashboards_handler(),
+        "trace": _trace_handler(),
         "model": _model_handler(),
     }
     from bot4.flows_cli import COMMANDS as FLOWS_COMMANDS
@@ -259,6 +282,18 @@ def _drill_handler() -> Handler:
     from bot4.drill_cli import drill_command
 
     return drill_command
+
+
+def _trace_handler() -> Handler:
+    from bot4.trace_cli import trace_command
+
+    return trace_command
+
+
+def _dashboards_handler() -> Handler:
+    from bot4.dashboards_cli import dashboards_command
+
+    return dashboards_command
 
 
 def _runbook_handler() -> Handler:
@@ -315,7 +350,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValidationError as e:
         console.error(_settings_error(e))
         return EXIT_USAGE
-    configure_logging(log_dir=settings.home / "log", level=logging.INFO)
+    component = "-".join(str(part) for part in (
+        args.command, getattr(args, "engine_command", None), getattr(args, "color", None))
+        if part)  # fmt: skip
+    configure_logging(log_dir=settings.home / "log", level=logging.INFO, component=component)
     handler = _handler(args)
     with operation(f"cli.{args.command}", argv=list(argv if argv is not None else sys.argv[1:])):
         code = handler(args, settings)

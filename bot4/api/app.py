@@ -1,9 +1,12 @@
 """The control API application: FastAPI routes behind the control-plane door.
 
-:func:`create_app` returns the ASGI app uvicorn serves: :class:`ControlPlaneMiddleware`
-(correlation id, authentication, rate limit, audit) around FastAPI (routes, role checks,
-validation). Every error answer is ``{"error": ..., "correlation_id": ...}`` and never
-echoes the request's input (a secret sent by mistake would come back otherwise).
+:func:`create_app` returns the ASGI app uvicorn serves: :class:`MetricsMiddleware`
+(``GET /metrics``, request counts and latency) around :class:`ConsoleAssets` (the
+operations console's static files at ``/`` and ``/console/``, public: they hold no data)
+around :class:`ControlPlaneMiddleware` (correlation id, authentication, rate limit,
+audit) around FastAPI (routes, role checks, validation). Every error answer is
+``{"error": ..., "correlation_id": ...}`` and never echoes the request's input (a secret
+sent by mistake would come back otherwise).
 """
 
 from __future__ import annotations
@@ -18,7 +21,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from bot4.api.clock import Clock, SystemClock
 from bot4.api.config import ApiConfig
+from bot4.api.console import ConsoleAssets
 from bot4.api.errors import ApiError
+from bot4.api.metrics import MetricsMiddleware
 from bot4.api.middleware import ControlPlaneMiddleware
 from bot4.api.routes import ROUTERS
 from bot4.api.runtime import Services, StackProbe
@@ -70,7 +75,7 @@ async def _unexpected(request: Request, error: Exception) -> Response:
 
 def create_app(
     config: ApiConfig, *, clock: Clock | None = None, stack_probe: StackProbe | None = None
-) -> ControlPlaneMiddleware:
+) -> MetricsMiddleware:
     """Return the control API as an ASGI app.
 
     Args:
@@ -83,9 +88,10 @@ def create_app(
         title="bot4 control API",
         version=API_VERSION,
         description=(
-            "The one door for people and automation. Every route but /healthz and this"
-            " document needs `Authorization: Bearer <API key>`; x-required-role names the"
-            " least role (viewer < trader < operator < admin). Every request is audited."
+            "The one door for people and automation. Every route but /healthz, /metrics, the"
+            " console's static files (/, /console/...) and this document needs"
+            " `Authorization: Bearer <API key>`; x-required-role names the least role"
+            " (viewer < trader < operator < admin). Every request is audited."
         ),
         openapi_url="/v1/openapi.json",
         docs_url=None,
@@ -104,4 +110,5 @@ def create_app(
     api.add_exception_handler(RequestValidationError, _validation_error)
     api.add_exception_handler(StarletteHTTPException, _http_error)
     api.add_exception_handler(Exception, _unexpected)
-    return ControlPlaneMiddleware(api, services)
+    door = ControlPlaneMiddleware(api, services)
+    return MetricsMiddleware(ConsoleAssets(door), api=api, metrics=services.metrics)

@@ -42,6 +42,9 @@ class ApiConfig:
         temporal_namespace: its namespace.
         task_queue: the worker's task queue.
         prefect_api_url: the Prefect API whose served deployments run the chores.
+        temporal_ui_url: base URL of the Temporal web UI ("" when unknown: an external
+            Temporal), for the console's links to runbook workflows.
+        prometheus_url: the Prometheus whose alerts ``GET /v1/alerts`` passes on.
     """
 
     dsn: str = field(repr=False)
@@ -63,6 +66,8 @@ class ApiConfig:
     temporal_namespace: str = "default"
     task_queue: str = "bot4"
     prefect_api_url: str = "http://127.0.0.1:4200/api"
+    temporal_ui_url: str = "http://127.0.0.1:8233"
+    prometheus_url: str = "http://127.0.0.1:9090"
 
     def admin_address_allowed(self, address: str) -> bool:
         """Tell whether a client at ``address`` may use admin routes."""

@@ -110,7 +110,9 @@ class KeyRevokeBody(_Body):
     reason: Text
 
 
-ParamValue = str | int | float | bool | None
+Scalar = str | int | float | bool | None
+#: a runbook parameter: a scalar, or a short list of them (liquidation's ``symbols``)
+ParamValue = Scalar | Annotated[list[Scalar], Field(max_length=64)]
 
 
 class RunbookRunBody(_Body):

@@ -1,6 +1,17 @@
 """The control API's routes, one module per area; each route declares its least role."""
 
-from bot4.api.routes import audit, drills, engines, flows, keys, models, runbooks, status
+from bot4.api.routes import (
+    alerts,
+    audit,
+    console,
+    drills,
+    engines,
+    flows,
+    keys,
+    models,
+    runbooks,
+    status,
+)
 
 ROUTERS = (
     status.router,
@@ -11,6 +22,8 @@ ROUTERS = (
     models.router,
     flows.router,
     drills.router,
+    alerts.router,
+    console.router,
 )
 
 __all__ = ["ROUTERS"]

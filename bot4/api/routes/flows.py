@@ -1,4 +1,4 @@
-"""The chores: run a served flow now (operator); list backups, breaks and reports (viewer).
+"""The chores: run a served flow now (operator); list backups, reconciliations, reports (viewer).
 
 A run asked here is a run of the deployment ``<flow>/scheduled`` that ``bot4 flows
 serve`` serves: Prefect records it, the runner executes it, the Prefect UI shows it. One
@@ -138,6 +138,21 @@ async def breaks(_key: Viewer, services: ServicesDep) -> dict[str, object]:
                 "fills_checked": run["fills_checked"]},
         "breaks": [{**dict(r), "detail": json.loads(r["detail"])} for r in rows],
     }  # fmt: skip
+
+
+@router.get("/reconciliation/runs", **VIEWER)
+async def reconciliation_runs(
+    _key: Viewer, services: ServicesDep, limit: Annotated[int, Query(ge=1, le=1000)] = 50
+) -> list[dict[str, object]]:
+    """Return the reconciliation runs, newest first, with their break counts and summary."""
+    rows = await services.pool.fetch(
+        "SELECT run_id, venue, started_at, finished_at, fills_checked, breaks, escalated,"
+        " repaired, summary FROM reconciliation_runs ORDER BY started_at DESC LIMIT $1",
+        limit,
+    )
+    return [{**dict(r), "run_id": str(r["run_id"]), "started_at": r["started_at"].isoformat(),
+             "finished_at": r["finished_at"].isoformat(), "summary": json.loads(r["summary"])}
+            for r in rows]  # fmt: skip
 
 
 @router.get("/reports", **VIEWER)

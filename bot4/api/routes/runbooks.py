@@ -1,15 +1,15 @@
 """Runbooks: list, read, run, follow, approve and abort.
 
-Listing, reading and following need a viewer; running, the runbook's own least role;
-approving a guarded step or aborting, an operator — never the requester's own approval
-(the workflow's validator refuses it).
+Listing, reading and following (one run, or the latest runs) need a viewer; running,
+the runbook's own least role; approving a guarded step or aborting, an operator — never
+the requester's own approval (the workflow's validator refuses it).
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Final, Literal
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Query
 
 from bot4.api.auth import Operator, ServicesDep, Trader, Viewer, actor, route_options
 from bot4.api.errors import PermissionDeniedError
@@ -20,7 +20,8 @@ from workflows.approvals import Decision
 from workflows.runbooks import RUNBOOKS
 
 router = APIRouter(prefix="/v1/runbooks", tags=["runbooks"])
-NamePath = Annotated[str, Path(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
+NAME_PATTERN: Final = r"^[a-z][a-z0-9_]{0,63}$"
+NamePath = Annotated[str, Path(pattern=NAME_PATTERN)]
 RunPath = Annotated[str, Path(pattern=WORKFLOW_ID_PATTERN)]
 
 
@@ -41,6 +42,20 @@ def _describe(name: str) -> dict[str, object]:
 async def list_runbooks(_key: Viewer) -> list[dict[str, object]]:
     """Return every runbook: steps, guarded steps, least role to run, parameters."""
     return [_describe(name) for name in sorted(RUNBOOKS)]
+
+
+# before "/{name}": "runs" would otherwise be taken for a runbook's name
+@router.get("/runs", **route_options(Role.VIEWER))
+async def list_runs(
+    _key: Viewer,
+    services: ServicesDep,
+    name: Annotated[str | None, Query(alias="runbook", pattern=NAME_PATTERN)] = None,
+    state: Annotated[Literal["all", "running", "closed"], Query()] = "all",
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> list[dict[str, object]]:
+    """Return the latest runs on this desk's queue, newest first, with progress or result."""
+    workflow = runbook(name).workflow if name is not None else None
+    return await services.runbooks.recent(runbook=workflow, state=state, limit=limit)
 
 
 @router.get("/{name}", **route_options(Role.VIEWER))
