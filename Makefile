@@ -14,7 +14,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_COMPILE_BYTECODE := 1
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: help demo test lint typecheck pytest venv clean
+.PHONY: help demo test lint typecheck pytest venv prometheus chromium chaos soak clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -26,7 +26,13 @@ $(STAMP): uv.lock pyproject.toml
 
 venv: $(STAMP)  ## create or refresh the virtual environment from uv.lock
 
-demo: $(STAMP)  ## start every server on loopback, round-trip through each, trade, stop them
+prometheus:  ## install Debian's prometheus + promtool when missing (as root; never fails)
+	@bash infra/prometheus/install-debian.sh
+
+chromium:  ## install Debian's chromium for the console's browser tests when missing (as root; never fails)
+	@bash infra/chromium/install-debian.sh
+
+demo: $(STAMP) prometheus  ## start every server on loopback, round-trip through each, trade, stop them
 	$(VENV)/bin/bot4 demo
 
 test: lint typecheck pytest  ## lint, type checks and the whole test suite
@@ -38,8 +44,16 @@ lint: $(STAMP)  ## ruff lint and format check
 typecheck: $(STAMP)  ## mypy (strict)
 	$(VENV)/bin/mypy
 
-pytest: $(STAMP)  ## the test suite (integration tests start real servers)
+pytest: $(STAMP) prometheus chromium  ## the test suite (integration tests start real servers)
 	$(VENV)/bin/pytest -n 2 --dist loadfile --durations=30
+
+chaos: $(STAMP)  ## the chaos suite at length: 100 scenarios of a new seed (BOT4_CHAOS_SEED, _SCENARIOS, _MINUTES)
+	BOT4_CHAOS_SEED=$${BOT4_CHAOS_SEED:-$$RANDOM$$RANDOM} BOT4_CHAOS_SCENARIOS=$${BOT4_CHAOS_SCENARIOS:-100} \
+		$(VENV)/bin/pytest tests/chaos --durations=10
+
+SOAK_MINUTES ?= 60
+soak: $(STAMP)  ## trade for an hour under faults; RSS, fds, queues, p99 -> var/soak/soak.{png,json} (SOAK_MINUTES)
+	$(VENV)/bin/python -m tests.chaos.soak --minutes $(SOAK_MINUTES) --out var/soak
 
 clean:  ## remove the virtual environment and caches (not ./var)
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -25,9 +24,11 @@ from engine.dtypes import BUY
 from engine.live.control import post_admin
 from tests.engine.live.harness import SYMBOLS
 from tests.stubs.deploy import RELEASE, Desk, eventually
+from tests.stubs.desk_checks import venue_orders
 from tests.stubs.engine_control import TOKEN
 from tests.stubs.exchange_sim import OTHER_KEY, OTHER_SECRET, ccxt_binance
 from tests.stubs.stack import settings_env
+from tests.stubs.worker_process import WorkerProcess as BotWorkerProcess
 from workflows.liquidation import LiquidationInput, LiquidationResult, LiquidationWorkflow
 from workflows.liquidation import workflow_id as liquidation_id
 from workflows.liquidation.activities import LiquidationActivities, LiquidationConfig
@@ -173,42 +174,17 @@ async def liquidation_worker(desk: Desk) -> AsyncIterator[tuple[Client, str]]:
         yield client, task_queue
 
 
-class WorkerProcess:
+class WorkerProcess(BotWorkerProcess):
     """``python -m tests.stubs.deploy_worker`` (the whole bot4 worker) with the desk's settings."""
 
     def __init__(self, desk: Desk, task_queue: str, log: Path) -> None:
-        self.env = settings_env(desk.settings)
-        self.task_queue = task_queue
-        self.log = log
-        self.process: asyncio.subprocess.Process | None = None
-
-    async def start(self) -> None:
-        with self.log.open("ab") as out:
-            self.process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "tests.stubs.deploy_worker", self.task_queue,
-                env=self.env, stdout=out, stderr=out,
-            )  # fmt: skip
-
-    async def kill(self) -> None:
-        if self.process is not None and self.process.returncode is None:
-            self.process.kill()  # SIGKILL: the unwind is cut midway
-            await self.process.wait()
+        super().__init__(settings_env(desk.settings), task_queue, log)
 
 
 async def venue_children(venue: Any, symbol: str = SYMBOL) -> list[dict[str, Any]]:
-    """Return every liq- order the venue took on ``symbol`` (ccxt's order documents).
-
-    Paged by order id (``allOrders`` answers oldest first, 1000 at most): the engine's
-    quoting alone places more than that in a minute.
-    """
-    children: list[dict[str, Any]] = []
-    next_id = 0
-    while True:
-        page = await venue.rest.exchange.fetch_orders(symbol, None, 1000, {"orderId": next_id})
-        children += [o for o in page if str(o["clientOrderId"]).startswith("liq-")]
-        if len(page) < 1000:
-            return children
-        next_id = max(int(o["id"]) for o in page) + 1
+    """Return every liq- order the venue took on ``symbol`` (ccxt's order documents)."""
+    return [o for o in await venue_orders(venue, symbol)
+            if str(o["clientOrderId"]).startswith("liq-")]  # fmt: skip
 
 
 async def children_sent(desk: Desk) -> int:

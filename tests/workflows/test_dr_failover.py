@@ -15,7 +15,6 @@ import sys
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,66 +25,34 @@ from temporalio.client import Client, WorkflowFailureError
 from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.worker import Worker
 
-from bot4.settings import DatabaseSettings, EngineSettings
-from infra.postgres.cluster import PgCluster
-from infra.postgres.migrate import apply_migrations
-from infra.stack.component import SilentProgress
+from bot4.settings import EngineSettings
 from infra.stack.launcher import Stack
-from infra.stack.paths import StackPaths
-from infra.stack.postgres import PostgresPair
 from tests.engine.live.harness import open_venue
-from tests.engine.live.test_engine import (
-    EngineProcess,
-    assert_venue_matches_journal,
-    leader,
-    market,
-    release,
-    trading,
-    until,
-)
+from tests.stubs.desk_checks import assert_venue_matches_journal, leader, trading, until
+from tests.stubs.desk_fixtures import market, release
 from tests.stubs.engine_control import TOKEN
+from tests.stubs.engine_process import EngineProcess
+from tests.stubs.pg_pair import OwnPair, own_pair
 from tests.stubs.ports import free_ports
-from tests.stubs.stack import make_home, remove_home, settings_env
+from tests.stubs.stack import settings_env
 from workflows.dr_failover import DrFailoverInput, DrFailoverResult, DrFailoverWorkflow
 from workflows.dr_failover.activities import DrFailoverActivities, DrFailoverConfig
 from workflows.engines import Engine, EngineDirectory
 from workflows.registry import dr_failover_activities
 
-__all__ = ["market", "release"]  # fixtures reused from test_engine
+__all__ = ["market", "release"]  # shared fixtures
 
 pytestmark = pytest.mark.timeout(300)
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class Pair:
-    """A primary and synchronous standby of this test alone."""
-
-    home: Path
-    settings: DatabaseSettings
-    cluster: PgCluster
-    dsn: str
+@pytest.fixture
+async def pair() -> AsyncIterator[OwnPair]:
+    async with own_pair() as own:
+        yield own
 
 
 @pytest.fixture
-async def pair() -> AsyncIterator[Pair]:
-    home = make_home()
-    primary_port, standby_port = free_ports(2)
-    settings = DatabaseSettings(primary_port=primary_port, standby_port=standby_port)
-    paths = StackPaths(home)
-    paths.create()
-    postgres = PostgresPair(paths=paths, settings=settings)
-    try:
-        await asyncio.to_thread(postgres.ensure_running, SilentProgress())
-        await apply_migrations(settings.local_dsn())
-        yield Pair(home=home, settings=settings, cluster=PgCluster(postgres),
-                   dsn=settings.local_dsn())  # fmt: skip
-    finally:
-        await asyncio.to_thread(postgres.stop)
-        remove_home(home)
-
-
-@pytest.fixture
-async def engine(pair: Pair, market: int, release: Path, tmp_path: Path) -> AsyncIterator[Any]:
+async def engine(pair: OwnPair, market: int, release: Path, tmp_path: Path) -> AsyncIterator[Any]:
     process = await EngineProcess(tmp_path, pair.dsn, market, release, color="blue",
                                   instance="blue").start()  # fmt: skip
     try:
@@ -97,7 +64,7 @@ async def engine(pair: Pair, market: int, release: Path, tmp_path: Path) -> Asyn
 
 @asynccontextmanager
 async def failover_worker(
-    stack: Stack, pair: Pair, engine: Any, *, reports_uri: str | None = None
+    stack: Stack, pair: OwnPair, engine: Any, *, reports_uri: str | None = None
 ) -> AsyncIterator[tuple[Client, str]]:
     """A worker of dr_failover on a unique task queue, reaching this test's pair and engine."""
     temporal = stack.settings.temporal
@@ -150,7 +117,7 @@ async def last_seq(dsn: str) -> int:
 
 
 async def test_switchover_while_trading_loses_nothing_rejoins_and_switches_back(
-    running_stack: Stack, pair: Pair, engine: Any, market: int
+    running_stack: Stack, pair: OwnPair, engine: Any, market: int
 ) -> None:
     pool = await asyncpg.create_pool(pair.dsn, min_size=1, max_size=2)
     venue = await open_venue(market)
@@ -193,7 +160,7 @@ async def _more_orders(dsn: str, seq: int) -> bool:
 
 
 async def test_primary_killed_during_a_burst_fails_over_with_every_acknowledged_fact(
-    running_stack: Stack, pair: Pair, engine: Any, market: int
+    running_stack: Stack, pair: OwnPair, engine: Any, market: int
 ) -> None:
     pool = await asyncpg.create_pool(pair.dsn, min_size=1, max_size=2)
     venue = await open_venue(market)
@@ -228,7 +195,7 @@ async def test_primary_killed_during_a_burst_fails_over_with_every_acknowledged_
 
 
 async def test_refusals_change_nothing_a_live_primary_and_a_standby_down(
-    running_stack: Stack, pair: Pair, engine: Any
+    running_stack: Stack, pair: OwnPair, engine: Any
 ) -> None:
     before = await asyncio.to_thread(pair.cluster.replication)
     assert before.primary is not None
@@ -268,7 +235,7 @@ def _refusal(failure: WorkflowFailureError) -> ApplicationError:
 
 
 async def test_worker_killed_mid_switchover_completes_once_on_the_restarted_worker(
-    running_stack: Stack, pair: Pair, engine: Any, market: int, tmp_path: Path
+    running_stack: Stack, pair: OwnPair, engine: Any, market: int, tmp_path: Path
 ) -> None:
     """The whole bot4 worker in its own process (SIGKILL), on this test's pair and engine."""
     settings = running_stack.settings.model_copy(update={
@@ -334,7 +301,7 @@ async def _reached(handle: Any, steps: frozenset[str]) -> bool:
 
 
 async def test_failover_drill_kills_the_primary_itself_and_stores_its_report(
-    running_stack: Stack, pair: Pair, engine: Any, tmp_path: Path
+    running_stack: Stack, pair: OwnPair, engine: Any, tmp_path: Path
 ) -> None:
     pool = await asyncpg.create_pool(pair.dsn, min_size=1, max_size=2)
     try:

@@ -16,7 +16,7 @@ from temporalio.client import Client, ScheduleActionStartWorkflow, ScheduleRange
 
 from bot4.settings import Settings, WorkerSettings
 from infra.stack.launcher import Stack
-from tests.engine.live.test_engine import until
+from tests.stubs.desk_checks import until
 from workflows.dr_failover import DrFailoverInput
 from workflows.drill_schedule import SCHEDULE_ID, sync_drill_schedule
 

@@ -18,17 +18,12 @@ from typing import Any
 import aiohttp
 import asyncpg
 
-from tests.engine.live.test_engine import (
-    EngineProcess,
-    leader,
-    market,
-    release,
-    trading,
-    until,
-)
+from tests.stubs.desk_checks import leader, trading, until
+from tests.stubs.desk_fixtures import market, release
 from tests.stubs.engine_control import TOKEN
+from tests.stubs.engine_process import EngineProcess
 
-__all__ = ["market", "release"]  # fixtures reused from test_engine
+__all__ = ["market", "release"]  # shared fixtures
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 CONDITION = "dr_failover"

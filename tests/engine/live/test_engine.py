@@ -9,18 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
-import sys
 import time
-from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import suppress
 from datetime import UTC, datetime, timedelta
 from datetime import time as dtime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import asyncpg
@@ -29,154 +22,41 @@ import pytest
 from engine.journal import FencedError, Journal, JournalEvent, JournalKind
 from flows.objstore import ObjectStore
 from flows.reports import build_daily_report
-from tests.engine.live.harness import SYMBOLS, open_venue, venue_client_ids
+from tests.engine.live.harness import SYMBOLS, open_venue
 from tests.stubs.deploy import RELEASE
+from tests.stubs.desk_checks import (
+    assert_positions_match_balances,
+    assert_venue_matches_journal,
+    fill_diff,
+    journal_count,
+    leader,
+    trading,
+    until,
+)
+from tests.stubs.desk_fixtures import market, release
 from tests.stubs.engine_control import TOKEN
-from tests.stubs.exchange_sim import ThreadedSim, sim_config
-from tests.stubs.ports import free_ports
+from tests.stubs.engine_process import EngineProcess
+
+__all__ = ["market", "release"]  # shared fixtures
 
 
-@pytest.fixture
-def market() -> Iterator[int]:
-    """A simulator with background agents, so books move and quotes get filled."""
-    with ThreadedSim(sim_config(agent_orders_per_s=150.0)) as sim:
-        yield sim.config.port
+async def assert_trading_metrics(url: str) -> None:
+    """The engine's /metrics counts what it did: orders, their round trips, fills."""
+    async with aiohttp.ClientSession() as http, http.get(f"{url}/metrics") as answer:
+        text = await answer.text()
+    samples = {
+        line.split(" ")[0]: float(line.split(" ")[1])
+        for line in text.splitlines()
+        if line.startswith("bot4_engine_") and " " in line
+    }
 
+    def total(prefix: str) -> float:
+        return sum(v for k, v in samples.items() if k.startswith(prefix))
 
-@pytest.fixture
-def release(tmp_path: Path) -> Path:
-    path = tmp_path / "release.json"
-    path.write_text(json.dumps(RELEASE))
-    return path
-
-
-class EngineProcess:
-    """One ``bot4 engine run`` subprocess and its control endpoint."""
-
-    def __init__(self, home: Path, dsn: str, market: int, release: Path, *, color: str,
-                 instance: str, lease_ttl: float = 2.0) -> None:  # fmt: skip
-        self.port = free_ports(1)[0]
-        self.home = home
-        self.url = f"http://127.0.0.1:{self.port}"
-        env = {
-            **os.environ,
-            "BOT4_HOME": str(home),
-            "BOT4_DB__DSN": dsn,
-            "BOT4_EXCHANGE__PORT": str(market),
-            "BOT4_ENGINE__CONTROL_TOKEN": TOKEN,
-        }
-        self.log = (home / f"{instance}.log").open("wb")
-        self.args = [sys.executable, "-m", "bot4", "engine", "run", "--color", color,
-                     "--release", str(release), "--instance", instance,
-                     "--control-port", str(self.port), "--lease-ttl", str(lease_ttl)]  # fmt: skip
-        self.env = env
-        self.process: asyncio.subprocess.Process | None = None
-
-    async def start(self) -> EngineProcess:
-        self.process = await asyncio.create_subprocess_exec(
-            *self.args, env=self.env, stdout=self.log, stderr=self.log
-        )
-        return self
-
-    async def status(self) -> dict[str, Any] | None:
-        try:
-            async with (
-                aiohttp.ClientSession() as http,
-                http.get(f"{self.url}/status", timeout=aiohttp.ClientTimeout(total=2)) as answer,
-            ):
-                return dict(await answer.json())
-        except (aiohttp.ClientError, TimeoutError):
-            return None
-
-    async def wait_for(self, predicate: Any, *, within: float, what: str) -> dict[str, Any]:
-        deadline = time.monotonic() + within
-        while time.monotonic() < deadline:
-            assert self.process is not None
-            if self.process.returncode is not None:
-                raise AssertionError(f"engine exited {self.process.returncode}: {self.tail()}")
-            status = await self.status()
-            if status is not None and predicate(status):
-                return status
-            await asyncio.sleep(0.2)
-        raise AssertionError(f"engine never reached: {what}; last {await self.status()}")
-
-    def tail(self) -> str:
-        self.log.flush()
-        log = self.home / "log" / "bot4.log"
-        lines = log.read_text(errors="replace").splitlines() if log.exists() else []
-        problems = [line for line in lines if '"warning"' in line or '"error"' in line]
-        output = Path(self.log.name).read_text(errors="replace")[-2000:]
-        return "\n".join([output, *problems[-10:]])
-
-    async def kill(self) -> None:
-        assert self.process is not None
-        with suppress(ProcessLookupError):
-            os.kill(self.process.pid, signal.SIGKILL)
-        await self.process.wait()
-
-    async def terminate(self) -> int:
-        assert self.process is not None
-        if self.process.returncode is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(self.process.wait(), 30)
-            except TimeoutError:
-                await self.kill()
-        self.log.close()
-        return int(self.process.returncode or 0)
-
-
-async def fill_diff(venue: Any, pool: asyncpg.Pool) -> str:
-    """Describe venue trades missing from the journal and the reverse (failure message)."""
-    lines = []
-    for symbol in SYMBOLS:
-        at_venue = {
-            str(f.trade_id): f for f in await venue.account.fetch_fills(symbol, after_trade_id=0)
-        }
-        journal = {
-            r["trade_id"]
-            for r in await pool.fetch("SELECT trade_id FROM fills WHERE symbol = $1", symbol)
-        }
-        lines.append(
-            f"{symbol}: venue-only {[at_venue[t] for t in set(at_venue) - journal]}"
-            f" journal-only {sorted(journal - set(at_venue))}"
-        )
-    return "\n".join(lines) + "\n"
-
-
-async def assert_venue_matches_journal(venue: Any, pool: asyncpg.Pool) -> None:
-    """No client id sent twice, none of ours open, each venue fill journaled exactly once."""
-    for symbol in SYMBOLS:
-        ids = await venue_client_ids(venue, symbol)
-        assert [c for c, n in Counter(ids).items() if n > 1] == [], symbol
-        assert await venue.orders.fetch_open_orders(symbol) == [], symbol
-        at_venue = sorted(
-            str(f.trade_id) for f in await venue.account.fetch_fills(symbol, after_trade_id=0)
-        )
-        journaled = await pool.fetch("SELECT trade_id FROM fills WHERE symbol = $1", symbol)
-        assert sorted(r["trade_id"] for r in journaled) == at_venue, await fill_diff(venue, pool)
-
-
-def leader(status: dict[str, Any]) -> bool:
-    return status.get("role") == "leader"
-
-
-async def until(check: Callable[[], Awaitable[bool]], *, within: float) -> None:
-    """Poll ``check`` (a database or HTTP question) until it holds or time runs out."""
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        if await check():
-            return
-        await asyncio.sleep(0.3)
-
-
-async def trading(pool: asyncpg.Pool) -> bool:
-    fills = int(await pool.fetchval("SELECT count(*) FROM fills"))
-    return fills >= 3 and await journal_count(pool, "order_new") >= 10
-
-
-async def journal_count(pool: asyncpg.Pool, kind: str) -> int:
-    return int(await pool.fetchval("SELECT count(*) FROM journal_events WHERE kind = $1", kind))
+    assert total("bot4_engine_orders_total{") > 0, text
+    assert total('bot4_engine_order_round_trip_seconds_count{action="create"}') > 0
+    assert total("bot4_engine_fills_total{") > 0
+    assert total("bot4_engine_resyncs_total{") >= 1  # the takeover's recovery
 
 
 async def assert_report_matches_journal(dsn: str, pool: asyncpg.Pool, folder: Path) -> None:
@@ -225,6 +105,7 @@ async def test_engine_trades_journals_and_recovers_from_kill_9(
         await until(lambda: trading(pool), within=60)
         assert await journal_count(pool, "order_new") >= 10, json.dumps(await engine.status())
         assert await pool.fetchval("SELECT count(*) FROM fills") >= 3, engine.tail()
+        await assert_trading_metrics(engine.url)
         await engine.kill()  # mid-trading: orders resting, sends and fill polls in flight
 
         again = EngineProcess(tmp_path, dsn, market, release, color="blue", instance="blue")
@@ -237,20 +118,7 @@ async def test_engine_trades_journals_and_recovers_from_kill_9(
         await assert_venue_matches_journal(venue, pool)
         await assert_report_matches_journal(dsn, pool, tmp_path)
         # the journal's positions are the venue's balance changes since the baseline
-        row = await pool.fetchrow(
-            "SELECT body FROM journal_events WHERE body->>'event' = 'baseline'"
-        )
-        assert row is not None
-        baseline = {a: Decimal(v) for a, v in json.loads(row["body"])["balances"].items()}
-        now = {a: b.total for a, b in (await venue.account.fetch_balances()).items()}
-        rows = {r["symbol"]: r for r in await pool.fetch("SELECT * FROM positions")}
-        quote_spent = Decimal(0)
-        for symbol in SYMBOLS:  # positions are net of fees paid in the base asset
-            base = symbol.split("/")[0]
-            qty = rows[symbol]["qty"] if symbol in rows else Decimal(0)
-            assert now[base] - baseline[base] == qty, symbol
-            quote_spent += rows[symbol]["cost"] if symbol in rows else Decimal(0)
-        assert now["USDT"] - baseline["USDT"] == -quote_spent
+        await assert_positions_match_balances(venue, pool)
         holder = await pool.fetchrow("SELECT holder, expires_at < now() AS free FROM engine_leases")
         assert holder is not None
         assert holder["free"] is True  # a clean stop releases the lease at once

@@ -1,6 +1,6 @@
 """Whole engines under faults: a failing venue, lost order answers, a restarted journal.
 
-Each test runs ``bot4 engine run`` as a subprocess (``EngineProcess`` of test_engine)
+Each test runs ``bot4 engine run`` as a subprocess (``tests.stubs.engine_process``)
 against real PostgreSQL and the simulator with a live market, injects a fault while the
 engine trades, and checks what an operator would: the trading state on ``/status``, and
 afterwards the venue against the journal (no client id twice, nothing of ours left open,
@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,27 +19,20 @@ import aiohttp
 import asyncpg
 import pytest
 
-from bot4.settings import DatabaseSettings
-from infra.postgres.migrate import apply_migrations
-from infra.stack.component import SilentProgress
-from infra.stack.paths import StackPaths
-from infra.stack.postgres import PostgresPair
 from tests.engine.live.harness import SYMBOLS, clear_faults, open_venue, set_fault, venue_client_ids
-from tests.engine.live.test_engine import (
-    EngineProcess,
+from tests.stubs.desk_checks import (
     assert_venue_matches_journal,
     journal_count,
     leader,
-    market,
-    release,
     trading,
     until,
 )
+from tests.stubs.desk_fixtures import market, release
 from tests.stubs.engine_control import TOKEN
-from tests.stubs.ports import free_ports
-from tests.stubs.stack import make_home, remove_home
+from tests.stubs.engine_process import EngineProcess
+from tests.stubs.pg_pair import OwnPair, own_pair
 
-__all__ = ["market", "release"]  # fixtures reused from test_engine
+__all__ = ["market", "release"]  # shared fixtures
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 RESOLVED = ("order_acked", "order_filled", "order_canceled", "order_rejected")
@@ -143,40 +135,11 @@ async def test_lost_order_answers_end_neither_lost_nor_duplicated(
         await venue.close()
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class OwnPostgres:
-    """A PostgreSQL primary and synchronous standby of this test alone."""
-
-    pair: PostgresPair
-    dsn: str
-
-    async def restart_primary(self, *, down_s: float) -> float:
-        """Stop the primary (fast shutdown), wait, start it again; return the outage."""
-        primary = self.pair.primary()
-        started = time.monotonic()
-        assert await asyncio.to_thread(primary.stop)
-        await asyncio.sleep(down_s)
-        await asyncio.to_thread(primary.start)
-        return time.monotonic() - started
-
-
 @pytest.fixture
-async def own_postgres() -> AsyncIterator[OwnPostgres]:
-    """Start a dedicated pair on free ports (the session's PostgreSQL is shared: never
-    restart it), migrated; stop it and delete its files afterwards."""
-    home = make_home()
-    primary_port, standby_port = free_ports(2)
-    settings = DatabaseSettings(primary_port=primary_port, standby_port=standby_port)
-    paths = StackPaths(home)
-    paths.create()
-    pair = PostgresPair(paths=paths, settings=settings)
-    try:
-        await asyncio.to_thread(pair.ensure_running, SilentProgress())
-        await apply_migrations(settings.local_dsn())
-        yield OwnPostgres(pair=pair, dsn=settings.local_dsn())
-    finally:
-        await asyncio.to_thread(pair.stop)
-        remove_home(home)
+async def own_postgres() -> AsyncIterator[OwnPair]:
+    """A pair of this test alone (the session's PostgreSQL is shared: never restart it)."""
+    async with own_pair() as pair:
+        yield pair
 
 
 @pytest.mark.parametrize(
@@ -189,7 +152,7 @@ async def own_postgres() -> AsyncIterator[OwnPostgres]:
     ],
 )  # fmt: skip
 async def test_journal_primary_restart_loses_no_acknowledged_event(
-    own_postgres: OwnPostgres, market: int, release: Path, tmp_path: Path, down_s: float
+    own_postgres: OwnPair, market: int, release: Path, tmp_path: Path, down_s: float
 ) -> None:
     url = own_postgres.dsn
     venue = await open_venue(market)
