@@ -76,7 +76,9 @@ async def venue(market: int) -> AsyncIterator[Any]:
 async def test_liquidation_unwinds_to_flat_in_children_of_the_leader(
     desk: Desk, market: int, venue: Any
 ) -> None:
-    await build_long(desk, market, 150, freeze=False)  # the workflow's reduce step freezes it
+    # the workflow's reduce step freezes it; until then the agents may lift blue's 100-lot
+    # ask: 300 lots, so a jump or two before the freeze still leaves a position to unwind
+    await build_long(desk, market, 300, freeze=False)
 
     async with liquidation_worker(desk) as (client, task_queue):
         handle = await start(client, request(), task_queue)
