@@ -84,7 +84,7 @@ async def test_a_stop_with_liquidate_halts_then_unwinds_after_a_second_operator_
     assert liquidated.approved_by == "bob"
     assert liquidated.unwind is not None
     btc = next(leg for leg in liquidated.unwind.symbols if leg.symbol == SYMBOL)
-    assert btc.remaining == "0"
+    assert btc.remaining == "0", liquidated.unwind
     assert btc.children >= 1
     assert await position_lots(desk) == 0
     status = await desk.status("blue")

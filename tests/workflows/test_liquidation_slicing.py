@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from decimal import Decimal
+from fractions import Fraction
 
 import pytest
 from hypothesis import given
@@ -32,14 +32,19 @@ from workflows.liquidation.workflow import shortfall_bps
 )
 def test_band_limit_is_never_outside_the_band(mid2: int, band: float, sell: bool) -> None:
     limit = slicing.band_limit(mid2, sell=sell, band_bps=band)
-    mid = Decimal(mid2) / 2
-    edge = mid * (1 - Decimal(band) / 10_000) if sell else mid * (1 + Decimal(band) / 10_000)
+    mid = Fraction(mid2, 2)  # exact: a float or 28-digit Decimal edge would blur the check
+    edge = mid * (1 - Fraction(band) / 10_000) if sell else mid * (1 + Fraction(band) / 10_000)
     if sell:
-        assert limit >= edge - Decimal("1e-6")
+        assert limit >= edge
         assert limit - 1 < edge  # and as far out as the band allows
     else:
-        assert limit <= edge + Decimal("1e-6")
+        assert limit <= edge
         assert limit + 1 > edge
+
+
+def test_band_limit_is_exact_at_a_large_mid() -> None:
+    # 2,459,941,200 ticks * 1.005 is exactly 2,472,240,906; float arithmetic gave ...905.
+    assert slicing.band_limit(4_919_882_400, sell=False, band_bps=50.0) == 2_472_240_906
 
 
 def test_within_band_counts_only_levels_the_band_allows() -> None:
@@ -64,7 +69,9 @@ def test_participation_never_exceeds_the_cap_nor_the_remainder(
 
 
 def test_twap_spreads_the_remainder_over_the_slices_left() -> None:
-    assert slicing.twap_lots(100, time_left_ms=10_000, interval_ms=1_000) == 10
+    # 10 slices left, the last two kept to catch up on partial fills: 100 over 8
+    assert slicing.twap_lots(100, time_left_ms=10_000, interval_ms=1_000) == 13
+    assert slicing.twap_lots(100, time_left_ms=3_000, interval_ms=1_000) == 100  # catch-up
     assert slicing.twap_lots(100, time_left_ms=500, interval_ms=1_000) == 100  # last slice
     assert slicing.twap_lots(7, time_left_ms=10_000, interval_ms=1_000) == 1
 

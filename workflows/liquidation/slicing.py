@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from fractions import Fraction
+from typing import Final
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -33,12 +35,14 @@ def band_limit(mid2: int, *, sell: bool, band_bps: float) -> int:
     """Return the IOC limit in ticks: a sell never below mid*(1-band), a buy never above.
 
     Rounded inwards (a sell's floor up, a buy's cap down), so no child is ever priced
-    outside the band.
+    outside the band. Exact rational arithmetic: with floats, a mid near 1e8 ticks carries
+    an error larger than any fixed epsilon and the rounding could step one tick outside.
     """
-    mid = mid2 / 2
+    mid = Fraction(mid2, 2)
+    band = Fraction(band_bps) / 10_000
     if sell:
-        return math.ceil(mid * (1 - band_bps / 1e4) - 1e-9)
-    return math.floor(mid * (1 + band_bps / 1e4) + 1e-9)
+        return math.ceil(mid * (1 - band))
+    return math.floor(mid * (1 + band))
 
 
 def within_band(market: Market, limit: int, *, sell: bool) -> int:
@@ -48,9 +52,17 @@ def within_band(market: Market, limit: int, *, sell: bool) -> int:
     return sum(q for p, q in market.asks if p <= limit)
 
 
+CATCH_UP_SLICES: Final = 2
+
+
 def twap_lots(remaining: int, *, time_left_ms: int, interval_ms: int) -> int:
-    """Return an even share of ``remaining`` over the slices left before the deadline."""
-    slices_left = max(1, time_left_ms // max(1, interval_ms))
+    """Return an even share of ``remaining`` over the slices left before the deadline.
+
+    The schedule ends :data:`CATCH_UP_SLICES` slices early: a child that fills only in
+    part (a thin book inside the band) leaves a remainder, and a schedule that used every
+    slice would have none left to sell it before the deadline.
+    """
+    slices_left = max(1, time_left_ms // max(1, interval_ms) - CATCH_UP_SLICES)
     return min(remaining, math.ceil(remaining / slices_left))
 
 
