@@ -26,6 +26,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from bot4.settings import ExchangeSettings, Settings
+from workflows.heartbeat import heartbeating
 from workflows.liquidation import slicing
 from workflows.liquidation.models import (
     ChildFills,
@@ -158,6 +159,7 @@ class LiquidationActivities:
 
     # --- steps --------------------------------------------------------------------------
     @activity.defn(name="liquidation.plan")
+    @heartbeating
     async def plan(self, request: LiquidationInput) -> LiquidationPlan:
         """Resolve the symbols and read their journaled positions; change nothing."""
         url, status = await self.leader()
@@ -180,6 +182,7 @@ class LiquidationActivities:
         )  # fmt: skip
 
     @activity.defn(name="liquidation.reduce")
+    @heartbeating
     async def reduce(self, request: ReduceInput) -> ReduceResult:
         """Take the symbols out of the strategy on the leader; return their positions.
 
@@ -237,6 +240,7 @@ class LiquidationActivities:
             await venue.close()
 
     @activity.defn(name="liquidation.child_fills")
+    @heartbeating
     async def child_fills(self, prefix: str) -> tuple[ChildFills, ...]:
         """Return the run's journaled child fills per symbol (for the report)."""
         fills = await child_fills(self.config.dsn, prefix)
@@ -246,6 +250,7 @@ class LiquidationActivities:
         )
 
     @activity.defn(name="liquidation.verify")
+    @heartbeating
     async def verify(self, request: VerifyInput) -> VerifyResult:
         """Ask the leader whether the symbols are flat (journal, venue orders, balances)."""
         url, _ = await self.leader()

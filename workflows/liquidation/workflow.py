@@ -33,6 +33,7 @@ from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from workflows.approvals import Approvals, Decision, Progress
+    from workflows.heartbeat import SHORT_HEARTBEAT_TIMEOUT
     from workflows.liquidation.activities import LiquidationActivities
     from workflows.liquidation.models import (
         STEPS,
@@ -128,6 +129,7 @@ class LiquidationWorkflow:
         plan = await workflow.execute_activity_method(
             LiquidationActivities.plan, request,
             start_to_close_timeout=timedelta(seconds=30), retry_policy=_QUICK,
+            heartbeat_timeout=SHORT_HEARTBEAT_TIMEOUT,
         )  # fmt: skip
         if request.dry_run:
             return LiquidationResult(dry_run=True, requested_by=request.requested_by,
@@ -147,6 +149,7 @@ class LiquidationWorkflow:
             ReduceInput(symbols=plan.symbols, lift_halt=request.lift_halt,
                         by=request.requested_by, reason=request.reason),
             start_to_close_timeout=timedelta(seconds=60), retry_policy=_QUICK,
+            heartbeat_timeout=SHORT_HEARTBEAT_TIMEOUT,
         )  # fmt: skip
         self.step = "unwind"
         unwind = await self._unwind(request, reduced.positions)
@@ -157,6 +160,7 @@ class LiquidationWorkflow:
         fills = await workflow.execute_activity_method(
             LiquidationActivities.child_fills, child_prefix(f"{info.workflow_id}/{info.run_id}"),
             start_to_close_timeout=timedelta(seconds=30), retry_policy=_QUICK,
+            heartbeat_timeout=SHORT_HEARTBEAT_TIMEOUT,
         )  # fmt: skip
         remaining = tuple(
             SymbolPosition(symbol=s.symbol, qty=s.remaining, mid=s.arrival_mid)
@@ -204,6 +208,7 @@ class LiquidationWorkflow:
             verified = await workflow.execute_activity_method(
                 LiquidationActivities.verify, VerifyInput(symbols=symbols),
                 start_to_close_timeout=timedelta(seconds=30), retry_policy=_QUICK,
+                heartbeat_timeout=SHORT_HEARTBEAT_TIMEOUT,
             )  # fmt: skip
             if verified.flat or unwind.stopped != "done":
                 break
