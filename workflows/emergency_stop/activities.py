@@ -26,6 +26,7 @@ from workflows.emergency_stop.models import (
     VerifyInput,
     VerifyResult,
 )
+from workflows.heartbeat import heartbeating
 
 KILL_SWITCH = "desk"
 HALTED = "HALTED"
@@ -69,6 +70,7 @@ class EmergencyStopActivities:
         self.config = config
 
     @activity.defn(name="emergency_stop.plan")
+    @heartbeating
     async def plan(self, request: EmergencyStopInput) -> EmergencyStopPlan:
         """Describe what a stop would touch; change nothing."""
         del request  # the plan depends on the worker's configuration only
@@ -80,6 +82,7 @@ class EmergencyStopActivities:
         )
 
     @activity.defn(name="emergency_stop.halt_engines")
+    @heartbeating
     async def halt_engines(self, request: HaltEnginesInput) -> HaltEnginesResult:
         """Engage the kill-switch flag and POST halt to every engine, all at once.
 
@@ -154,6 +157,7 @@ class EmergencyStopActivities:
         return CancelOrdersResult(canceled=tuple(canceled))
 
     @activity.defn(name="emergency_stop.verify")
+    @heartbeating
     async def verify(self, request: VerifyInput) -> VerifyResult:
         """Read the venue's open orders, the engines' states and the flag (no changes)."""
         import asyncpg

@@ -33,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
         VerifyInput,
         VerifyResult,
     )
+    from workflows.heartbeat import SHORT_HEARTBEAT_TIMEOUT
     from workflows.liquidation.models import LiquidationInput
     from workflows.liquidation.models import workflow_id as liquidation_workflow_id
 
@@ -73,6 +74,7 @@ class EmergencyStopWorkflow:
             request,
             start_to_close_timeout=timedelta(seconds=10),
             retry_policy=_QUICK,
+            heartbeat_timeout=SHORT_HEARTBEAT_TIMEOUT,  # a dead worker: retried in seconds
         )
         if request.dry_run:
             return EmergencyStopResult(
@@ -88,6 +90,7 @@ class EmergencyStopWorkflow:
             HaltEnginesInput(reason=request.reason, requested_by=request.requested_by),
             start_to_close_timeout=timedelta(seconds=30),
             retry_policy=_QUICK,
+            heartbeat_timeout=SHORT_HEARTBEAT_TIMEOUT,  # a dead worker: retried in seconds
         )
         reached = tuple(
             EngineEndpoint(color=e.color, url=e.url) for e in halted.engines if e.reached
@@ -160,4 +163,5 @@ class EmergencyStopWorkflow:
             VerifyInput(engines=engines),
             start_to_close_timeout=timedelta(seconds=30),
             retry_policy=_QUICK,
+            heartbeat_timeout=SHORT_HEARTBEAT_TIMEOUT,  # a dead worker: retried in seconds
         )
