@@ -45,6 +45,8 @@ from workflows.liquidation.models import (
 )
 
 KILL_SWITCH: Final = "desk"
+RECHECKS: Final = 3  # reads of the leader's positions after "done", each after a settle pause
+RECHECK_SETTLE_MS: Final = 1_000
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -370,11 +372,19 @@ class _Unwind:
         self._restored = True
         activity.logger.info("unwind from slice %d, remaining %s", self.slice,
                              {leg.symbol: leg.remaining for leg in self.legs})  # fmt: skip
-        stopped = "done"
+        stopped = await self._slice_until_flat(url)
+        for _ in range(RECHECKS):
+            if stopped != "done" or not await self._still_open(url):
+                break
+            stopped = await self._slice_until_flat(url)
+        self._beat(force=True)
+        return self._result(stopped)
+
+    async def _slice_until_flat(self, url: str) -> str:
+        """Slice until every leg is flat or dust ("done") or the deadline passes."""
         while any(leg.remaining > 0 and not leg.done for leg in self.legs):
             if self._now() >= self.request.deadline_at:
-                stopped = "deadline"
-                break
+                return "deadline"
             self._beat(force=True)  # the slice number is durable before its children go
             replayed = [await self._slice(url, leg) for leg in self.legs
                         if leg.remaining > 0 and not leg.done]  # fmt: skip
@@ -382,15 +392,32 @@ class _Unwind:
             self._beat(force=True)
             if not replayed or not all(replayed):  # a replayed slice needs no pacing
                 await self._pause()
-        self._beat(force=True)
-        return self._result(stopped)
+        return "done"
+
+    async def _still_open(self, url: str) -> bool:
+        """Read the leader's positions again after a settle pause; return whether any is left.
+
+        A child's answer gives the position as of its own fill. A fill the leader journals
+        later (a desk quote whose cancel failed during a venue outage, filled meanwhile; a
+        fill found by the leader's poll) would otherwise be left unsold behind a "done".
+        """
+        await self._pause(RECHECK_SETTLE_MS)
+        positions = await self._positions(url)
+        for leg in self.legs:
+            position = positions.get(leg.symbol, 0)
+            left = abs(position) if position != 0 and (position > 0) == leg.sell else 0
+            if left != leg.remaining:
+                activity.logger.warning("unwind: %s has %d lots left after its last child (was %d)",
+                                        leg.symbol, left, leg.remaining)  # fmt: skip
+            leg.remaining, leg.done = left, False
+        return any(leg.remaining > 0 for leg in self.legs)
 
     def _now(self) -> datetime:
         return datetime.now(UTC)
 
-    async def _pause(self) -> None:
-        """Wait one slice interval (heartbeating; never past the deadline)."""
-        end = time.monotonic() + self.request.slice_interval_ms / 1000
+    async def _pause(self, ms: int | None = None) -> None:
+        """Wait one slice interval or ``ms`` (heartbeating; never past the deadline)."""
+        end = time.monotonic() + (self.request.slice_interval_ms if ms is None else ms) / 1000
         while (left := end - time.monotonic()) > 0:
             if self._now() >= self.request.deadline_at:
                 return
