@@ -34,6 +34,7 @@ from flows.execution import MARKOUT_HORIZONS_S, MAX_SAMPLE_DELAY, MidSamples, Or
 from flows.execution import execution_quality as execution_section
 from flows.objstore import ObjectStore
 from flows.pnl import DayPnl, day_pnl
+from flows.report_index import fetch_reports
 from flows.risk_use import LimitsInForce, risk_use
 
 log = structlog.get_logger(__name__)
@@ -248,14 +249,6 @@ async def list_reports(dsn: str, *, limit: int = 100) -> list[dict[str, object]]
     """Return the stored reports, newest day first."""
     conn = await asyncpg.connect(dsn, timeout=10)
     try:
-        rows = await conn.fetch(
-            "SELECT report_id, kind, day, html_uri, json_uri, summary, created_at"
-            " FROM flow_reports ORDER BY day DESC, created_at DESC LIMIT $1",
-            limit,
-        )
+        return await fetch_reports(conn, limit=limit)
     finally:
         await conn.close()
-    return [{"report_id": r["report_id"], "kind": r["kind"], "day": r["day"].isoformat(),
-             "html_uri": r["html_uri"], "json_uri": r["json_uri"],
-             "summary": json.loads(r["summary"]), "created_at": r["created_at"].isoformat()}
-            for r in rows]  # fmt: skip

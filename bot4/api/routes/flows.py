@@ -19,6 +19,7 @@ from bot4.api.auth import Operator, ServicesDep, Viewer, route_options
 from bot4.api.errors import ApiError, ConflictError, UnavailableError, UpstreamError
 from bot4.api.roles import Role
 from flows.backups import backup_json
+from flows.report_index import fetch_reports
 
 router = APIRouter(prefix="/v1", tags=["flows"])
 VIEWER = route_options(Role.VIEWER)
@@ -160,10 +161,4 @@ async def reports(
     _key: Viewer, services: ServicesDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100
 ) -> list[dict[str, object]]:
     """Return the stored reports, newest day first."""
-    rows = await services.pool.fetch(
-        "SELECT report_id, kind, day, html_uri, json_uri, summary FROM flow_reports"
-        " ORDER BY day DESC, created_at DESC LIMIT $1",
-        limit,
-    )
-    return [{**dict(r), "day": r["day"].isoformat(), "summary": json.loads(r["summary"])}
-            for r in rows]  # fmt: skip
+    return await fetch_reports(services.pool, limit=limit)
