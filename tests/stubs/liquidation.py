@@ -27,8 +27,6 @@ from tests.stubs.deploy import RELEASE, Desk, eventually
 from tests.stubs.desk_checks import venue_orders
 from tests.stubs.engine_control import TOKEN
 from tests.stubs.exchange_sim import OTHER_KEY, OTHER_SECRET, ccxt_binance
-from tests.stubs.stack import settings_env
-from tests.stubs.worker_process import WorkerProcess as BotWorkerProcess
 from workflows.liquidation import LiquidationInput, LiquidationResult, LiquidationWorkflow
 from workflows.liquidation import workflow_id as liquidation_id
 from workflows.liquidation.activities import LiquidationActivities, LiquidationConfig
@@ -172,13 +170,6 @@ async def liquidation_worker(desk: Desk) -> AsyncIterator[tuple[Client, str]]:
     async with Worker(client, task_queue=task_queue, workflows=[LiquidationWorkflow],
                       activities=liquidation_activities(activities)):  # fmt: skip
         yield client, task_queue
-
-
-class WorkerProcess(BotWorkerProcess):
-    """``python -m tests.stubs.deploy_worker`` (the whole bot4 worker) with the desk's settings."""
-
-    def __init__(self, desk: Desk, task_queue: str, log: Path) -> None:
-        super().__init__(settings_env(desk.settings), task_queue, log)
 
 
 async def venue_children(venue: Any, symbol: str = SYMBOL) -> list[dict[str, Any]]:

@@ -11,6 +11,9 @@ import sys
 from contextlib import suppress
 from pathlib import Path
 
+from bot4.settings import Settings
+from tests.stubs.stack import settings_env
+
 
 class WorkerProcess:
     """One worker process on ``task_queue`` with ``env``; started again after a kill."""
@@ -20,6 +23,11 @@ class WorkerProcess:
         self.task_queue = task_queue
         self.log = log
         self.process: asyncio.subprocess.Process | None = None
+
+    @classmethod
+    def of_settings(cls, settings: Settings, task_queue: str, log: Path) -> WorkerProcess:
+        """Return a worker with ``settings`` (as its environment) on ``task_queue``."""
+        return cls(settings_env(settings), task_queue, log)
 
     def running(self) -> bool:
         return self.process is not None and self.process.returncode is None

@@ -9,7 +9,6 @@ time is checked from the journal and from the venue's order log.
 from __future__ import annotations
 
 import asyncio
-import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -32,7 +31,7 @@ from tests.stubs.deploy import (
 )
 from tests.stubs.engine_control import TOKEN
 from tests.stubs.exchange_sim import ThreadedSim, sim_config
-from tests.stubs.stack import settings_env
+from tests.stubs.worker_process import WorkerProcess
 from workflows.approvals import Decision
 from workflows.blue_green_deploy import (
     BlueGreenDeployWorkflow,
@@ -243,29 +242,6 @@ async def _post(url: str, action: str) -> None:
     await asyncio.sleep(0)
 
 
-class WorkerProcess:
-    """``python -m tests.stubs.deploy_worker`` with the desk's settings."""
-
-    def __init__(self, desk: Desk, task_queue: str, log: Path) -> None:
-        self.env = settings_env(desk.settings)
-        self.task_queue = task_queue
-        self.log = log
-        self.process: asyncio.subprocess.Process | None = None
-
-    async def start(self) -> None:
-        with self.log.open("ab") as out:
-            self.process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "tests.stubs.deploy_worker", self.task_queue,
-                env=self.env, stdout=out, stderr=out,
-            )  # fmt: skip
-
-    async def kill(self) -> None:
-        assert self.process is not None
-        if self.process.returncode is None:
-            self.process.kill()  # SIGKILL: no graceful shutdown, activities cut midway
-        await self.process.wait()
-
-
 async def test_worker_killed_mid_rollout_completes_once_without_repeating_steps(
     desk: Desk, venue: Any, tmp_path: Path, version: str
 ) -> None:
@@ -274,7 +250,9 @@ async def test_worker_killed_mid_rollout_completes_once_without_repeating_steps(
     client = await Client.connect(
         desk.settings.temporal.effective_address(), namespace=desk.settings.temporal.namespace
     )
-    worker = WorkerProcess(desk, f"deploy-kill-{uuid.uuid4().hex}", tmp_path / "worker.log")
+    worker = WorkerProcess.of_settings(
+        desk.settings, f"deploy-kill-{uuid.uuid4().hex}", tmp_path / "worker.log"
+    )
     await worker.start()
     try:
         handle = await start_rollout(

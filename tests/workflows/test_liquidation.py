@@ -27,7 +27,6 @@ from tests.stubs.exchange_sim import ThreadedSim, sim_config
 from tests.stubs.liquidation import (
     LOT,
     SYMBOL,
-    WorkerProcess,
     admin,
     assert_children_once_and_never_oversold,
     build_long,
@@ -40,6 +39,7 @@ from tests.stubs.liquidation import (
     wait_children,
     write_liquidation_release,
 )
+from tests.stubs.worker_process import WorkerProcess
 from workflows.approvals import Decision
 from workflows.liquidation import LiquidationWorkflow
 
@@ -114,7 +114,9 @@ async def test_worker_killed_mid_unwind_resumes_and_ends_flat_without_repeating_
     client = await Client.connect(
         desk.settings.temporal.effective_address(), namespace=desk.settings.temporal.namespace
     )
-    worker = WorkerProcess(desk, f"liq-kill-{uuid.uuid4().hex}", tmp_path / "worker.log")
+    worker = WorkerProcess.of_settings(
+        desk.settings, f"liq-kill-{uuid.uuid4().hex}", tmp_path / "worker.log"
+    )
     await worker.start()
     try:
         # 400 ms slices of ~10 lots (the venue minimum: TWAP shares are smaller)
