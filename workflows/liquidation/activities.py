@@ -395,22 +395,24 @@ class _Unwind:
         return "done"
 
     async def _still_open(self, url: str) -> bool:
-        """Read the leader's positions again after a settle pause; return whether any is left.
+        """Read the leader's positions again after a settle pause; return whether to slice on.
 
-        A child's answer gives the position as of its own fill. A fill the leader journals
+        True when a leg changed and something is left (dust that stayed dust is not sliced
+        again). A child's answer gives the position as of its own fill. A fill the leader journals
         later (a desk quote whose cancel failed during a venue outage, filled meanwhile; a
         fill found by the leader's poll) would otherwise be left unsold behind a "done".
         """
         await self._pause(RECHECK_SETTLE_MS)
         positions = await self._positions(url)
+        changed = False
         for leg in self.legs:
             position = positions.get(leg.symbol, 0)
             left = abs(position) if position != 0 and (position > 0) == leg.sell else 0
             if left != leg.remaining:
                 activity.logger.warning("unwind: %s has %d lots left after its last child (was %d)",
                                         leg.symbol, left, leg.remaining)  # fmt: skip
-            leg.remaining, leg.done = left, False
-        return any(leg.remaining > 0 for leg in self.legs)
+                leg.remaining, leg.done, changed = left, False, True
+        return changed and any(leg.remaining > 0 for leg in self.legs)
 
     def _now(self) -> datetime:
         return datetime.now(UTC)
