@@ -205,6 +205,15 @@ class EngineSettings(_Group):
             " token created once in <home>/engine/control.token (mode 0600)."
         ),
     )
+    ended_order_retention_s: float = Field(
+        default=300.0,
+        ge=0,
+        le=86_400,
+        description=(
+            "How long an engine keeps an ended order in memory after it ended (its late"
+            " fills still find it); the journal keeps every order for good."
+        ),
+    )
     admin_call_timeout_s: float = Field(
         default=5.0,
         gt=0,

@@ -70,7 +70,8 @@ class EngineAdmin(ModelAdmin):
             "journal_lag_s": engine.journal_lag_s(),
             "orders": None if snapshot is None else {
                 "open": snapshot.open_orders, "unknown": snapshot.unknown_orders,
-                "fills_recorded": snapshot.fills_recorded,
+                "fills_recorded": snapshot.fills_recorded, "in_memory": snapshot.in_memory,
+                "forgotten": snapshot.forgotten,
             },
             "decisions": engine.decisions,
             "kernel": engine.decider.counters(),

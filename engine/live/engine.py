@@ -92,6 +92,8 @@ class EngineConfig:
             healthy (saves one synchronous-replica commit, milliseconds, per order);
             otherwise, and always when False, the send waits for the commit. See
             :class:`engine.live.orders.OrderManager`.
+        ended_order_retention_s: how long an ended order stays in memory
+            (``OrderManagerConfig.ended_retention_s``; ``BOT4_ENGINE__ENDED_ORDER_RETENTION_S``).
     """
 
     instance: str
@@ -101,6 +103,7 @@ class EngineConfig:
     lead: bool = True
     fill_poll_s: float = 1.0
     send_before_durable: bool = True
+    ended_order_retention_s: float = 300.0
 
     def __post_init__(self) -> None:
         if not INSTANCE_PATTERN.fullmatch(self.instance):
@@ -333,7 +336,8 @@ class LiveEngine:
             gate=self.gate, instruments=self.session.instruments,
             instance=self.config.instance, epoch=epoch,
             config=OrderManagerConfig(venue=self.session.rest.venue,
-                                      poll_interval_s=self.config.fill_poll_s),
+                                      poll_interval_s=self.config.fill_poll_s,
+                                      ended_retention_s=self.config.ended_order_retention_s),
             send_before_durable=lambda: self._may_send_before_durable(committer, epoch),
         )  # fmt: skip
         manager.on_fill = self._on_fill

@@ -19,7 +19,8 @@ An illegal transition is a bug in the caller and raises :class:`IllegalTransitio
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
@@ -220,10 +221,20 @@ def order_from_body(client_order_id: str, body: Mapping[str, Any]) -> LocalOrder
 
 @dataclass(slots=True)
 class OrderTable:
-    """Every order the engine knows, by client order id and by venue order id."""
+    """Every order the engine knows, by client order id and by venue order id.
+
+    Ended orders do not stay for ever: a long-running engine places tens of thousands of
+    orders an hour, and every scan of the table ran over all of them (``live`` is read
+    after each send). ``live`` scans only the orders not yet seen ended; the ended ones
+    are kept until :meth:`evict_ended` drops them, a retention after they were first seen
+    ended (the caller passes the time: the table stays free of clocks).
+    """
 
     _orders: dict[str, LocalOrder] = field(default_factory=dict)
     _by_venue_id: dict[str, str] = field(default_factory=dict)
+    _live: dict[str, LocalOrder] = field(default_factory=dict)  # not yet seen terminal
+    _newly_ended: list[str] = field(default_factory=list)  # seen terminal, not yet stamped
+    _ended: deque[tuple[float, str]] = field(default_factory=deque)  # (seen ended at, id)
 
     def __len__(self) -> int:
         return len(self._orders)
@@ -243,6 +254,7 @@ class OrderTable:
         if order.client_order_id in self._orders:
             raise ValueError(f"client_order_id {order.client_order_id!r} is already in use")
         self._orders[order.client_order_id] = order
+        self._live[order.client_order_id] = order
         self.index(order)
         return order
 
@@ -258,14 +270,44 @@ class OrderTable:
     def by_venue_id(self, order_id: str) -> LocalOrder | None:
         """Return the order with this venue id, or None."""
         client_order_id = self._by_venue_id.get(order_id)
-        return None if client_order_id is None else self._orders[client_order_id]
+        return None if client_order_id is None else self._orders.get(client_order_id)
 
     def live(self, symbol: str | None = None) -> list[LocalOrder]:
         """Return the orders not yet terminal (of one symbol, or all)."""
-        return [
-            o for o in self._orders.values()
-            if not o.terminal and (symbol is None or o.symbol == symbol)
-        ]  # fmt: skip
+        found, ended = [], []
+        for client_order_id, order in self._live.items():
+            if order.terminal:
+                ended.append(client_order_id)
+            elif symbol is None or order.symbol == symbol:
+                found.append(order)
+        for client_order_id in ended:  # terminal is final: never live again
+            del self._live[client_order_id]
+        self._newly_ended += ended
+        return found
+
+    def evict_ended(
+        self, now: float, *, older_than_s: float, keep: Callable[[LocalOrder], bool]
+    ) -> list[str]:
+        """Drop orders seen ended more than ``older_than_s`` before ``now``; return their ids.
+
+        ``now`` stamps the orders seen ended since the last call. Orders for which
+        ``keep`` is true stay for the process's life (liquidation children: a retried
+        slice must find its child to answer its outcome instead of sending it again).
+        """
+        self.live()  # notice the orders that ended since the last scan
+        self._ended.extend((now, client_order_id) for client_order_id in self._newly_ended)
+        self._newly_ended.clear()
+        evicted = []
+        while self._ended and self._ended[0][0] <= now - older_than_s:
+            _, client_order_id = self._ended.popleft()
+            order = self._orders.get(client_order_id)
+            if order is None or keep(order):
+                continue
+            del self._orders[client_order_id]
+            if order.order_id and self._by_venue_id.get(order.order_id) == client_order_id:
+                del self._by_venue_id[order.order_id]
+            evicted.append(client_order_id)
+        return evicted
 
     def pending(self, symbol: str) -> list[LocalOrder]:
         """Return the orders of ``symbol`` whose venue id is not known yet."""

@@ -92,6 +92,10 @@ class OrderManagerConfig:
         poll_interval_s: period of the fill / unknown-outcome / open-order poll.
         settle_timeout_s: how long ``cancel_all`` waits for in-flight sends to settle.
         cancel_rounds: cancel-and-verify rounds of ``cancel_all`` before it gives up.
+        ended_retention_s: how long an ended order stays in memory after it was seen
+            ended (its late fills and venue answers still find it; liquidation children
+            stay for the process's life). Far above the fill poll's lag: a fill precedes
+            its order's end, and the poll finds it within a round or two.
     """
 
     venue: str = "binance"
@@ -99,6 +103,7 @@ class OrderManagerConfig:
     poll_interval_s: float = 0.5
     settle_timeout_s: float = 5.0
     cancel_rounds: int = 3
+    ended_retention_s: float = 300.0
 
     def __post_init__(self) -> None:
         if self.max_in_flight < 1:
@@ -107,6 +112,8 @@ class OrderManagerConfig:
             raise ValueError("poll_interval_s must be > 0 and settle_timeout_s >= 0")
         if self.cancel_rounds < 1:
             raise ValueError(f"cancel_rounds must be >= 1 (got {self.cancel_rounds})")
+        if self.ended_retention_s < 0:
+            raise ValueError(f"ended_retention_s must be >= 0 (got {self.ended_retention_s})")
 
 
 class FillListener(Protocol):
@@ -144,6 +151,8 @@ class ManagerSnapshot:
     unknown_orders: int
     fills_recorded: int
     positions: Mapping[str, Mapping[str, str]]
+    in_memory: int = 0  # orders in the table, ended ones within their retention included
+    forgotten: int = 0  # ended orders dropped from memory since the start (journal keeps them)
 
 
 class OrderManager:
@@ -198,6 +207,7 @@ class OrderManager:
         self.positions: dict[str, Position] = {}
         self.fill_cursors: dict[str, int] = {}
         self.fills_recorded = 0
+        self.forgotten = 0  # ended orders dropped from memory (see ended_retention_s)
         self.sent_at: dict[str, float] = {}
         self._resolving: set[str] = set()  # client ids whose resolution is under way
         # (hand-off, answer) monotonic times of the latest sends, for latency benchmarks
@@ -610,7 +620,18 @@ class OrderManager:
                 await self.resolve(order)
         await self._refresh_ended()
         await self.poll_fills()
+        self._forget_ended()
         self._publish()
+
+    def _forget_ended(self) -> None:
+        """Drop ended orders past their retention from memory (the journal keeps them)."""
+        evicted = self.table.evict_ended(
+            self.clock.monotonic(), older_than_s=self.config.ended_retention_s,
+            keep=lambda order: order.client_order_id.startswith(LIQUIDATION_PREFIX),
+        )  # fmt: skip
+        for client_order_id in evicted:
+            self.sent_at.pop(client_order_id, None)
+        self.forgotten += len(evicted)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Poll until ``stop`` is set; temporary failures are logged and polled again.
@@ -670,6 +691,8 @@ class OrderManager:
             positions={
                 s: {"qty": str(p.qty), "cost": str(p.cost)} for s, p in self.positions.items()
             },
+            in_memory=len(self.table),
+            forgotten=self.forgotten,
         )
 
 

@@ -87,6 +87,7 @@ async def serve(settings: Settings, options: RunOptions) -> None:
         dsn=settings.db.effective_dsn(),
         lease_ttl_s=options.lease_ttl_s,
         lead=options.lead,
+        ended_order_retention_s=settings.engine.ended_order_retention_s,
     )
     live, pool = await open_engine(config, release, settings.exchange)
     loop = asyncio.get_running_loop()

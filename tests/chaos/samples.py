@@ -39,6 +39,7 @@ class Sample:
     market_data_lag_s: float | None
     open_orders: int | None
     unknown_orders: int | None
+    orders_in_memory: int | None  # the engine's order table, ended orders in retention too
     trading_state: str | None
     tick_to_order_p99_us: float | None  # this window's
     tick_to_order_p99_total_us: float | None
@@ -143,6 +144,7 @@ class Sampler:
             market_data_lag_s=status.get("market_data_lag_s"),
             open_orders=orders.get("open"),
             unknown_orders=orders.get("unknown"),
+            orders_in_memory=orders.get("in_memory"),
             trading_state=status.get("trading_state"),
             tick_to_order_p99_us=_p99(window),
             tick_to_order_p99_total_us=_p99(buckets),
@@ -201,7 +203,8 @@ def plot(samples: list[Sample], events: list[tuple[float, str]], path: Path) -> 
         ("resident memory (MB)", [("engine_rss_mb", "engine"), ("worker_rss_mb", "worker")]),
         ("open file descriptors", [("engine_fds", "engine"), ("worker_fds", "worker")]),
         ("queues", [("journal_backlog", "journal backlog (events)"),
-                    ("open_orders", "open orders"), ("unknown_orders", "unknown orders")]),
+                    ("open_orders", "open orders"), ("unknown_orders", "unknown orders"),
+                    ("orders_in_memory", "orders in the engine's memory")]),
         ("lags (s)", [("journal_lag_s", "journal"), ("market_data_lag_s", "market data")]),
         ("tick-to-order p99 (µs)", [("tick_to_order_p99_us", "window"),
                                     ("tick_to_order_p99_total_us", "whole run")]),

@@ -11,6 +11,7 @@ def sample(at_s: float, *, rss: float, fds: int, backlog: int = 0, pid: int = 7)
     return Sample(at_s=at_s, engine_pid=pid, engine_rss_mb=rss, engine_fds=fds,
                   worker_rss_mb=200.0, worker_fds=18, journal_backlog=backlog,
                   journal_lag_s=0.0, market_data_lag_s=0.1, open_orders=2, unknown_orders=0,
+                  orders_in_memory=40,
                   trading_state="ACTIVE", tick_to_order_p99_us=900.0,
                   tick_to_order_p99_total_us=900.0, orders_in_window=10)  # fmt: skip
 

@@ -25,6 +25,11 @@ def leader(status: dict[str, Any]) -> bool:
     return status.get("role") == "leader"
 
 
+def forgotten(status: dict[str, Any]) -> bool:
+    """Tell whether an engine's ``/status`` says it dropped ended orders from memory."""
+    return int((status.get("orders") or {}).get("forgotten", 0)) > 0
+
+
 async def until(check: Callable[[], Awaitable[bool]], *, within: float) -> None:
     """Poll ``check`` (a database or HTTP question) until it holds or time runs out."""
     deadline = time.monotonic() + within
@@ -107,10 +112,17 @@ async def assert_fills_journaled_once(venue: Any, pool: asyncpg.Pool) -> None:
 
 
 async def assert_venue_matches_journal(venue: Any, pool: asyncpg.Pool) -> None:
-    """No client id sent twice, none of ours open, each venue fill journaled exactly once."""
+    """No client id sent twice, none of ours open, each venue fill journaled exactly once,
+    each order journaled as new once (an engine that forgot an ended order must not
+    adopt it again on a late fill)."""
     await assert_client_ids_once(venue)
     await assert_nothing_open(venue)
     await assert_fills_journaled_once(venue, pool)
+    twice = await pool.fetch(
+        "SELECT client_order_id, count(*) AS n FROM journal_events WHERE kind = 'order_new'"
+        " GROUP BY client_order_id HAVING count(*) > 1"
+    )
+    assert not twice, f"ORDER_NEW journaled more than once: {[dict(r) for r in twice]}"
 
 
 async def assert_positions_match_balances(venue: Any, pool: asyncpg.Pool) -> None:

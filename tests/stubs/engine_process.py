@@ -7,6 +7,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Mapping
 from contextlib import suppress
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,8 @@ class EngineProcess:
     """One ``bot4 engine run`` subprocess and its control endpoint."""
 
     def __init__(self, home: Path, dsn: str, market: int, release: Path, *, color: str,
-                 instance: str, lease_ttl: float = 2.0) -> None:  # fmt: skip
+                 instance: str, lease_ttl: float = 2.0,
+                 env: Mapping[str, str] | None = None) -> None:  # fmt: skip
         self.port = free_ports(1)[0]
         self.home = home
         self.url = f"http://127.0.0.1:{self.port}"
@@ -31,6 +33,7 @@ class EngineProcess:
             "BOT4_DB__DSN": dsn,
             "BOT4_EXCHANGE__PORT": str(market),
             "BOT4_ENGINE__CONTROL_TOKEN": TOKEN,
+            **(env or {}),
         }
         self.log = (home / f"{instance}.log").open("wb")
         self.args = [sys.executable, "-m", "bot4", "engine", "run", "--color", color,

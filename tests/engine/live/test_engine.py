@@ -28,6 +28,7 @@ from tests.stubs.desk_checks import (
     assert_positions_match_balances,
     assert_venue_matches_journal,
     fill_diff,
+    forgotten,
     journal_count,
     leader,
     trading,
@@ -94,8 +95,11 @@ async def test_engine_trades_journals_and_recovers_from_kill_9(
 ) -> None:
     venue = await open_venue(market)
     pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
+    # ended orders leave the engine's memory 2 s after they end (default 300 s), so the
+    # run below forgets hundreds mid-trading and the checks cover a forgetting engine too
+    forget_fast = {"BOT4_ENGINE__ENDED_ORDER_RETENTION_S": "2"}
     engine = await EngineProcess(tmp_path, dsn, market, release, color="blue",
-                                 instance="blue").start()  # fmt: skip
+                                 instance="blue", env=forget_fast).start()  # fmt: skip
     engines = [engine]
     try:
         first = await engine.wait_for(leader, within=60, what="leader")
@@ -106,9 +110,12 @@ async def test_engine_trades_journals_and_recovers_from_kill_9(
         assert await journal_count(pool, "order_new") >= 10, json.dumps(await engine.status())
         assert await pool.fetchval("SELECT count(*) FROM fills") >= 3, engine.tail()
         await assert_trading_metrics(engine.url)
+        forgot = await engine.wait_for(forgotten, within=30, what="ended orders forgotten")
         await engine.kill()  # mid-trading: orders resting, sends and fill polls in flight
+        assert forgot["orders"]["in_memory"] < await journal_count(pool, "order_new")
 
-        again = EngineProcess(tmp_path, dsn, market, release, color="blue", instance="blue")
+        again = EngineProcess(tmp_path, dsn, market, release, color="blue", instance="blue",
+                              env=forget_fast)  # fmt: skip
         engines.append(again)
         await again.start()
         status = await again.wait_for(leader, within=60, what="leader after restart")

@@ -131,6 +131,40 @@ def test_table_refuses_a_reused_client_id_and_finds_by_venue_id() -> None:
     assert table.pending("BTC/USDT") == []
 
 
+def _order(client_order_id: str, order_id: str) -> LocalOrder:
+    request = OrderRequest(
+        client_order_id=client_order_id, symbol="BTC/USDT", side="buy", type="limit",
+        amount=Decimal("0.01"), price=Decimal("50000"),
+    )  # fmt: skip
+    return LocalOrder(request=request, phase=P.IN_FLIGHT, order_id=order_id)
+
+
+def test_ended_orders_leave_memory_after_their_retention_and_children_stay() -> None:
+    table = OrderTable()
+    quote = table.add(_order("blue-1-1", "1"))
+    child = table.add(_order("liq-0123456789-0-0", "2"))
+    resting = table.add(_order("blue-1-2", "3"))
+    quote.to(P.CANCELED)
+    child.to(P.FILLED)
+    is_child = lambda order: order.client_order_id.startswith("liq-")  # noqa: E731
+
+    assert table.live() == [resting]  # ended orders are no longer scanned
+    assert table.evict_ended(100.0, older_than_s=5.0, keep=is_child) == []  # seen ended at 100
+    assert table.evict_ended(104.9, older_than_s=5.0, keep=is_child) == []  # still within
+    assert table.get("blue-1-1") is quote  # a late fill still finds its order
+    assert table.evict_ended(105.0, older_than_s=5.0, keep=is_child) == ["blue-1-1"]
+    assert table.get("blue-1-1") is None
+    assert table.by_venue_id("1") is None
+    assert "blue-1-1" not in table
+    assert table.get("liq-0123456789-0-0") is child  # a retried slice finds its child
+    assert table.by_venue_id("2") is child
+    assert table.get("blue-1-2") is resting  # live orders are never dropped
+    resting.to(P.CANCELED)
+    assert table.evict_ended(200.0, older_than_s=5.0, keep=is_child) == []  # first seen now
+    assert table.evict_ended(205.0, older_than_s=5.0, keep=is_child) == ["blue-1-2"]
+    assert len(table) == 1
+
+
 # --- the manager, against PostgreSQL and the simulator ---------------------------------
 
 
