@@ -30,8 +30,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
+import signal
 import statistics
 import sys
 import time
@@ -106,12 +108,18 @@ async def _operation(rig: Rig, run: SoakRun, at: float, index: int) -> None:
 
 
 async def _faults(rig: Rig, run: SoakRun, *, every_s: float, until: float, kinds: tuple[Any, ...],
-                  started: float) -> None:  # fmt: skip
-    """Hit the desk with the cycle's next fault (or operation) every ``every_s``."""
+                  started: float, stop: asyncio.Event) -> None:  # fmt: skip
+    """Hit the desk with the cycle's next fault (or operation) every ``every_s``.
+
+    ``stop`` ends it between faults: a fault under way is always healed first.
+    """
     log = FaultLog(started=started)
     n = 0
     while time.monotonic() + every_s < until:
-        await asyncio.sleep(every_s)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), every_s)
+        if stop.is_set():
+            break
         kind = kinds[n % len(kinds)]
         at = time.monotonic() - started
         run.events.append((at, str(kind)))
@@ -159,11 +167,16 @@ async def _trade(rig: Rig, args: argparse.Namespace, out: Path) -> dict[str, Any
         until = started + args.minutes * 60
         kinds: tuple[Any, ...] = CYCLE + ((FaultKind.ENGINE_KILL,) if args.engine_kills else ())
         sampler = Sampler(rig, started=started)
+        stop = _stop_on_signals()  # Ctrl-C or SIGTERM: stop early, still report and clean up
         faults = asyncio.create_task(_faults(rig, run, every_s=args.fault_every_s, until=until,
-                                             kinds=kinds, started=started))  # fmt: skip
-        while time.monotonic() < until:
+                                             kinds=kinds, started=started, stop=stop))  # fmt: skip
+        while time.monotonic() < until and not stop.is_set():
             run.samples.append(await sampler.sample())
-            await asyncio.sleep(max(0.0, args.sample_s - (time.monotonic() % args.sample_s)))
+            with contextlib.suppress(TimeoutError):
+                pause = max(0.0, args.sample_s - (time.monotonic() % args.sample_s))
+                await asyncio.wait_for(stop.wait(), pause)
+        if stop.is_set():
+            _say("stopped early by a signal: healing the fault under way, then reporting")
         await faults
         run.samples.append(await sampler.sample())
     finally:
@@ -192,6 +205,15 @@ async def _trade(rig: Rig, args: argparse.Namespace, out: Path) -> dict[str, Any
     (out / "soak.json").write_text(json.dumps(report, indent=2, default=str))
     (out / "samples.json").write_text(json.dumps([s.as_json() for s in run.samples]))
     return report
+
+
+def _stop_on_signals() -> asyncio.Event:
+    """Return an event set by SIGINT or SIGTERM (the soak then ends as if its time was up)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    return stop
 
 
 def _p99_half(samples: list[Sample], *, first: bool) -> float | None:
