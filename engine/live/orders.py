@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import re
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -52,6 +53,7 @@ from engine.live.order_table import (
     LocalOrder,
     OrderPhase,
     OrderTable,
+    order_from_body,
     request_body,
 )
 
@@ -548,6 +550,8 @@ class OrderManager:
             if not venue_order.client_order_id.startswith((self.prefix, LIQUIDATION_PREFIX)):
                 return None
             known = self.table.get(venue_order.client_order_id)
+            if known is None:  # forgotten after it ended (a very late fill): the journal has it
+                known = await self._from_journal(venue_order.client_order_id)
             if known is not None:  # ours, its venue id not learnt yet: link, don't add
                 await self.apply_venue_state(known, venue_order)
                 return known
@@ -557,6 +561,35 @@ class OrderManager:
             log.warning("fill_order_not_adopted", venue_order_id=venue_order_id,
                         symbol=symbol, error=str(e))  # fmt: skip
             return None
+
+    async def _from_journal(self, client_order_id: str) -> LocalOrder | None:
+        """Put back an order this engine forgot, from its journaled events and fills.
+
+        See ``ended_retention_s``: the order is then never journaled as new a second time.
+        """
+        pool = self.committer.journal.pool
+        rows = await pool.fetch(
+            "SELECT kind, body FROM journal_events WHERE client_order_id = $1"
+            " AND kind LIKE 'order%' ORDER BY seq",
+            client_order_id,
+        )
+        if not rows or rows[0]["kind"] != JournalKind.ORDER_NEW.value:
+            return None
+        order = order_from_body(client_order_id, json.loads(rows[0]["body"]))
+        for row in rows[1:]:  # every event this manager journals carries the phase it led to
+            body = json.loads(row["body"])
+            if body.get("order_id"):
+                order.order_id = str(body["order_id"])
+            if body.get("phase"):
+                order.advance(OrderPhase(body["phase"]), reason=body.get("reason"))
+        filled = await pool.fetchval(
+            "SELECT coalesce(sum(qty), 0) FROM fills WHERE client_order_id = $1", client_order_id
+        )
+        order.filled = Decimal(filled)
+        self.table.add(order)
+        log.info("forgotten_order_restored", client_order_id=client_order_id,
+                 phase=order.phase.value)  # fmt: skip
+        return order
 
     async def adopt(self, venue_order: OrderState) -> LocalOrder:
         """Journal a venue order of ours that the journal lacks, in the venue's state."""

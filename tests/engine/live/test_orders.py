@@ -288,6 +288,33 @@ async def _halt_while_queued(live: Rig, port: int) -> None:
     assert not {o.client_order_id for o in rejected} & set(at_venue)
 
 
+async def test_a_fill_found_after_its_order_was_forgotten_puts_it_back_not_new(
+    dsn: str, port: int
+) -> None:
+    config = OrderManagerConfig(poll_interval_s=0.05, ended_retention_s=0)  # forget at once
+    async with rig(dsn, port, config=config) as live:
+        amount = live.venue.instruments["BTC/USDT"].lots_to_qty(30)
+        order = await live.manager.submit(
+            symbol="BTC/USDT", side="buy", type="market", amount=amount
+        )
+        assert order.phase is P.FILLED  # ended: its fills not polled yet (a slow fill poll)
+        live.manager._forget_ended()
+        assert live.manager.table.get(order.client_order_id) is None
+        assert live.manager.forgotten == 1
+
+        assert await live.manager.poll_fills() >= 1
+
+        journaled = await kinds(live.pool, order.client_order_id)
+        assert journaled.count("order_new") == 1, journaled  # put back, not adopted again
+        stored = await live.pool.fetch("SELECT client_order_id, qty FROM fills")
+        assert {r["client_order_id"] for r in stored} == {order.client_order_id}
+        assert sum(r["qty"] for r in stored) == amount
+        back = live.manager.table.get(order.client_order_id)
+        assert back is not None
+        assert back.filled == amount
+        assert await live.manager.poll_fills() == 0
+
+
 async def test_reducing_state_sends_reduce_only_orders_only(live: Rig) -> None:
     live.gate.lower(REDUCING, reason="test", by="test")
     amount = live.venue.instruments["BTC/USDT"].lots_to_qty(20)
