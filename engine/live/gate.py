@@ -37,6 +37,7 @@ __all__ = [
     "TradingGate",
 ]
 
+HISTORY_KEPT: Final = 1_000  # state changes kept in memory (/status shows the last 5)
 JOURNAL_CONDITION: Final = "journal"
 """Held while the journal backlog waits (the engine's housekeeping)."""
 VENUE_CONDITION: Final = "venue"
@@ -156,6 +157,8 @@ class TradingGate:
                 before=before, after=state, reason=reason, by=by, at_ns=time.time_ns()
             )
             self.history.append(change)
+            if len(self.history) > HISTORY_KEPT:  # a flapping state must not grow it for ever
+                del self.history[:-HISTORY_KEPT]
         for listener in self._listeners:
             listener(change)
         return True

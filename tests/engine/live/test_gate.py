@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from engine.live.gate import ACTIVE, HALTED, REDUCING, GateChange, TradingGate
+from engine.live.gate import ACTIVE, HALTED, HISTORY_KEPT, REDUCING, GateChange, TradingGate
 
 
 def test_lowering_is_one_way_and_raising_needs_the_operator_path() -> None:
@@ -63,3 +63,11 @@ def test_holds_lower_the_effective_state_only_while_they_last() -> None:
     assert gate.history == []  # holds are not changes of the state
     with pytest.raises(ValueError, match="hold"):
         gate.hold("x", ACTIVE)
+
+
+def test_history_keeps_the_last_changes_only() -> None:
+    gate = TradingGate()
+    for n in range(HISTORY_KEPT + 10):  # a flapping state: one change per call
+        gate.raise_to(REDUCING if n % 2 == 0 else ACTIVE, reason=f"flap {n}", by="test")
+    assert len(gate.history) == HISTORY_KEPT
+    assert gate.history[-1].reason == f"flap {HISTORY_KEPT + 9}"  # the newest are kept
