@@ -24,7 +24,7 @@ import numpy as np
 import structlog
 
 from engine.dtypes import ASK, BID, Trades, empty_trades
-from engine.errors import TemporaryError
+from engine.errors import EngineError, TemporaryError
 from engine.execution import metrics
 from engine.execution.backoff import Backoff, BackoffPolicy
 from engine.execution.gateway import EndpointGroup, VenueGateway
@@ -114,7 +114,11 @@ class TradeFeed:
                     reconnected = False
                 batch = await exchange.watch_trades(self._instrument.symbol)
             except Exception as e:
-                error = self._gateway.translate(e, "watch_trades")
+                # the backfill raises the engine's own errors (already translated, e.g. an
+                # open breaker while the venue is down): temporary ones are retried too
+                error = (
+                    e if isinstance(e, EngineError) else self._gateway.translate(e, "watch_trades")
+                )
                 if error is None:
                     raise
                 if not isinstance(error, TemporaryError):

@@ -24,7 +24,7 @@ import contextlib
 import contextvars
 import json
 import time
-from collections.abc import Awaitable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, replace
 from typing import Any, Final, Literal
 
@@ -59,7 +59,13 @@ from engine.leadership import Lease, LeaseLostError
 from engine.live import metrics
 from engine.live.baseline import journal_has_fills, load_baseline, record_baseline
 from engine.live.decide import LiveDecider
-from engine.live.gate import JOURNAL_CONDITION, VENUE_CONDITION, GateChange, TradingGate
+from engine.live.gate import (
+    JOURNAL_CONDITION,
+    MARKET_DATA_CONDITION,
+    VENUE_CONDITION,
+    GateChange,
+    TradingGate,
+)
 from engine.live.orders import INSTANCE_PATTERN, OrderManager, OrderManagerConfig
 from engine.live.quoting import QuoteSync
 from engine.live.recovery import RecoveryReport, recover
@@ -69,6 +75,9 @@ log = structlog.get_logger(__name__)
 
 Role = Literal["starting", "standby", "leader", "stopping"]
 JOURNAL_BACKLOG_GRACE_S: Final = 2.0
+FEED_RESTART_FIRST_S: Final = 1.0
+FEED_RESTART_MAX_S: Final = 30.0
+FEED_HEALTHY_AFTER_S: Final = 10.0  # a restarted feed running this long counts as recovered
 DB_COMMAND_TIMEOUT_S: Final = 5.0
 STEP_DOWN_BUDGET_S: Final = 15.0
 _BREAKER_LEVEL: Final = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 2}
@@ -148,6 +157,7 @@ class LiveEngine:
         self._last_data_ns = 0
         self._backlog_since: float | None = None
         self._tasks: list[asyncio.Task[Any]] = []
+        self._failed_feeds: set[str] = set()  # feeds that gave up and are being restarted
         self.watchdog = StreamWatchdog(venue=session.streams.venue, clock=SystemClock())
         self.shadow_quotes: list[dict[str, int]] = []
         self.reduced: frozenset[str] = frozenset()  # symbols out of the strategy (liquidation)
@@ -176,8 +186,10 @@ class LiveEngine:
                             config=depth)  # fmt: skip
             trades = TradeFeed(self.session.streams, instrument=instrument,
                                on_trades=self._on_trades, watchdog=self.watchdog)  # fmt: skip
-            self._spawn(book.run(), f"book:{instrument.symbol}")
-            self._spawn(trades.run(), f"trades:{instrument.symbol}")
+            self._spawn(self._keep_feeding(book.run, f"book:{instrument.symbol}"),
+                        f"book:{instrument.symbol}")  # fmt: skip
+            self._spawn(self._keep_feeding(trades.run, f"trades:{instrument.symbol}"),
+                        f"trades:{instrument.symbol}")  # fmt: skip
         try:
             await self._stop.wait()
         finally:
@@ -193,6 +205,45 @@ class LiveEngine:
         task = asyncio.create_task(coro, name=name, context=contextvars.Context())
         task.add_done_callback(self._task_ended)
         self._tasks.append(task)
+
+    async def _keep_feeding(self, run: Callable[[], Awaitable[None]], name: str) -> None:
+        """Run a market-data feed for the process's life, starting it again if it gives up.
+
+        A feed gives up after too many failed reconnects or resyncs (a venue down for a
+        while). The engine then holds REDUCING (condition ``market_data``: no new risk on a
+        book it cannot trust) and starts the feed again after a pause that doubles up to
+        :data:`FEED_RESTART_MAX_S`; the hold clears once every feed has run
+        :data:`FEED_HEALTHY_AFTER_S` without failing. Before, a feed that gave up stayed
+        dead and the engine REDUCING until someone restarted it.
+        """
+        pause = FEED_RESTART_FIRST_S
+        loop = asyncio.get_running_loop()
+        while True:
+            started = time.monotonic()
+            recovered = (
+                loop.call_later(FEED_HEALTHY_AFTER_S, self._feed_recovered, name)
+                if name in self._failed_feeds else None
+            )  # fmt: skip
+            try:
+                await run()
+                return
+            except Exception as e:  # any failure: a dead feed must not stay dead
+                if recovered is not None:
+                    recovered.cancel()
+                if time.monotonic() - started > FEED_HEALTHY_AFTER_S:
+                    pause = FEED_RESTART_FIRST_S
+                self._failed_feeds.add(name)
+                if self.gate.hold(MARKET_DATA_CONDITION, REDUCING):
+                    log.warning("market_data_unhealthy", feeds=sorted(self._failed_feeds))
+                log.error("feed_gave_up_restarting", feed=name, error=f"{type(e).__name__}: {e}",
+                          restart_in_s=pause)  # fmt: skip
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, FEED_RESTART_MAX_S)
+
+    def _feed_recovered(self, name: str) -> None:
+        self._failed_feeds.discard(name)
+        if not self._failed_feeds and self.gate.release(MARKET_DATA_CONDITION):
+            log.info("market_data_healthy", feed=name)
 
     def _task_ended(self, task: asyncio.Task[Any]) -> None:
         if task.cancelled():

@@ -31,6 +31,7 @@ __all__ = [
     "HALTED",
     "JOURNAL_CONDITION",
     "KILL_SWITCH_UNREADABLE_CONDITION",
+    "MARKET_DATA_CONDITION",
     "REDUCING",
     "VENUE_CONDITION",
     "GateChange",
@@ -44,8 +45,10 @@ VENUE_CONDITION: Final = "venue"
 """Held while the venue's order or account breakers are open (the engine's housekeeping)."""
 KILL_SWITCH_UNREADABLE_CONDITION: Final = "kill_switch_unreadable"
 """Held while the desk kill-switch flag cannot be read (the safety thread's poller)."""
+MARKET_DATA_CONDITION: Final = "market_data"
+"""Held while a market-data feed that gave up waits to be started again (the engine's)."""
 ENGINE_CONDITIONS: Final = frozenset(
-    {JOURNAL_CONDITION, VENUE_CONDITION, KILL_SWITCH_UNREADABLE_CONDITION}
+    {JOURNAL_CONDITION, VENUE_CONDITION, KILL_SWITCH_UNREADABLE_CONDITION, MARKET_DATA_CONDITION}
 )
 """Conditions the engine sets and clears itself: an operator may neither hold nor lift them."""
 

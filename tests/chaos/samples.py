@@ -22,6 +22,7 @@ from tests.chaos.rig import Rig
 from tests.stubs.deploy import engine_status
 
 TICK_TO_ORDER = "bot4_engine_tick_to_order_seconds"
+MIN_TRADING_SHARE = 0.3  # faults lower the state for a while; a stuck desk scores ~0
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -161,8 +162,10 @@ def growth_checks(
 ) -> dict[str, dict[str, Any]]:
     """Compare the middle of the run with its end (medians of a few samples each).
 
-    Over the last half: engine RSS growth in percent, engine fd growth, and whether the
-    journal's backlog came back down (a backlog growing to the end is a stuck writer).
+    Over the last half: engine RSS growth in percent, engine fd growth, whether the
+    journal's backlog came back down (a backlog growing to the end is a stuck writer), and
+    how much of it the engine spent ACTIVE and sending orders (a desk stuck in REDUCING
+    after a fault passes every other check: the first hour-long soak did).
     """
     engine = [s for s in samples if s.engine_pid is not None]
     width = max(1, len(engine) // 10)
@@ -178,6 +181,9 @@ def growth_checks(
     rss_pct = None if not rss_mid or rss_end is None else round(100 * (rss_end / rss_mid - 1), 2)
     fd_growth = None if fds_mid is None or fds_end is None else round(fds_end - fds_mid, 1)
     backlog_end = med(end, "journal_backlog")
+    last_half = engine[len(engine) // 2 :]
+    trading = [s for s in last_half if s.trading_state == "ACTIVE" and s.orders_in_window > 0]
+    trading_share = round(len(trading) / len(last_half), 3) if last_half else None
     return {
         "engine_rss_growth_last_half_pct": {
             "middle_mb": rss_mid, "end_mb": rss_end, "value": rss_pct, "same_process": same,
@@ -191,6 +197,10 @@ def growth_checks(
         "journal_backlog_at_end": {
             "value": backlog_end, "limit": 100,
             "ok": backlog_end is not None and backlog_end <= 100,
+        },
+        "trading_share_last_half": {  # samples ACTIVE with orders sent in their window
+            "value": trading_share, "limit": MIN_TRADING_SHARE,
+            "ok": trading_share is not None and trading_share >= MIN_TRADING_SHARE,
         },
     }  # fmt: skip
 

@@ -7,13 +7,15 @@ from pathlib import Path
 from tests.chaos.samples import Sample, _p99, growth_checks, plot
 
 
-def sample(at_s: float, *, rss: float, fds: int, backlog: int = 0, pid: int = 7) -> Sample:
+def sample(at_s: float, *, rss: float, fds: int, backlog: int = 0, pid: int = 7,
+           state: str = "ACTIVE") -> Sample:  # fmt: skip
     return Sample(at_s=at_s, engine_pid=pid, engine_rss_mb=rss, engine_fds=fds,
                   worker_rss_mb=200.0, worker_fds=18, journal_backlog=backlog,
                   journal_lag_s=0.0, market_data_lag_s=0.1, open_orders=2, unknown_orders=0,
                   orders_in_memory=40,
-                  trading_state="ACTIVE", tick_to_order_p99_us=900.0,
-                  tick_to_order_p99_total_us=900.0, orders_in_window=10)  # fmt: skip
+                  trading_state=state, tick_to_order_p99_us=900.0,
+                  tick_to_order_p99_total_us=900.0,
+                  orders_in_window=10 if state == "ACTIVE" else 0)  # fmt: skip
 
 
 def test_the_p99_is_interpolated_inside_its_bucket_like_histogram_quantile() -> None:
@@ -33,6 +35,14 @@ def test_a_flat_run_passes_and_a_leaking_one_fails_its_growth_checks() -> None:
     assert checks["engine_rss_growth_last_half_pct"]["value"] > 10
     assert not checks["engine_fd_growth_last_half"]["ok"]
     assert not checks["journal_backlog_at_end"]["ok"]
+
+
+def test_a_desk_stuck_reducing_after_a_fault_fails_the_soak() -> None:
+    stuck = [sample(t, rss=300.0, fds=26, state="ACTIVE" if t < 12 else "REDUCING")
+             for t in range(40)]  # fmt: skip
+    checks = growth_checks(stuck, max_rss_growth_pct=10, max_fd_growth=8)
+    assert checks["trading_share_last_half"] == {"value": 0.0, "limit": 0.3, "ok": False}
+    assert checks["engine_rss_growth_last_half_pct"]["ok"]  # every other check passes
 
 
 def test_the_plot_is_a_png(tmp_path: Path) -> None:
