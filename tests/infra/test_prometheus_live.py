@@ -99,6 +99,11 @@ async def test_every_target_is_up_every_rule_selector_has_data_and_a_5xx_storm_f
             assert jobs == {"prometheus", "engine", "worker", "flows", "api", "exchange-sim"}
             assert len([t for t in targets if t["labels"]["job"] == "engine"]) == 2
 
+            async def blue_filled() -> bool:  # the fill panels need a fill before the storm
+                status = await engine_status(blue)
+                return bool(status and (status.get("orders") or {}).get("fills_recorded"))
+
+            await eventually(blue_filled, within_s=90, what="a fill on blue")
             await set_fault(sim.config.port, "error_rate", share=1.0)  # every REST call: 503
             try:
 
