@@ -34,6 +34,7 @@ from engine.errors import OperationalError, TemporaryError
 from engine.execution import metrics
 from engine.execution.backoff import Backoff, BackoffPolicy
 from engine.execution.book import GAP, STALE, checked_levels
+from engine.execution.ccxt_time import timed
 from engine.execution.errors import SequenceGapError
 from engine.execution.gateway import VenueGateway
 from engine.execution.instruments import Instrument
@@ -133,7 +134,7 @@ class BookFeed:
             silence = asyncio.timeout(self._config.resync_after_silent_s)
             try:
                 async with silence:
-                    book = await exchange.watch_order_book(symbol)
+                    book = await timed(exchange.watch_order_book(symbol))
             except Exception as e:
                 if silence.expired():
                     await self.force_resync()

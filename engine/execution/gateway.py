@@ -19,6 +19,7 @@ import structlog
 from engine.errors import EngineError, TemporaryError
 from engine.execution import metrics
 from engine.execution.breaker import BreakerConfig, CircuitBreaker
+from engine.execution.ccxt_time import timed
 from engine.execution.clock import Clock, SystemClock
 from engine.execution.errors import CircuitOpenError, RateLimitedError, UnknownOutcomeError
 from engine.execution.ratelimit import RateLimitConfig, WeightTracker
@@ -163,7 +164,7 @@ class VenueGateway:
             raise
         try:
             await self.weights.pace()
-            result = await call(self.exchange)
+            result = await timed(call(self.exchange))
         except BaseException as e:
             error = self.translate(e, operation, client_order_id=client_order_id)
             if error is None:

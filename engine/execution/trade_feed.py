@@ -27,6 +27,7 @@ from engine.dtypes import ASK, BID, Trades, empty_trades
 from engine.errors import EngineError, TemporaryError
 from engine.execution import metrics
 from engine.execution.backoff import Backoff, BackoffPolicy
+from engine.execution.ccxt_time import timed
 from engine.execution.gateway import EndpointGroup, VenueGateway
 from engine.execution.instruments import Instrument, floats_to_units
 from engine.execution.watchdog import StreamWatchdog
@@ -112,7 +113,7 @@ class TradeFeed:
                 if reconnected:
                     await self.backfill(until_trade_id=None)
                     reconnected = False
-                batch = await exchange.watch_trades(self._instrument.symbol)
+                batch = await timed(exchange.watch_trades(self._instrument.symbol))
             except Exception as e:
                 # the backfill raises the engine's own errors (already translated, e.g. an
                 # open breaker while the venue is down): temporary ones are retried too

@@ -1,7 +1,9 @@
 """Group commit: many producers, one writer, one transaction per batch.
 
 Producers ``await record(...)`` and resume when their facts are durable (committed on the
-primary and, with ``synchronous_commit = remote_apply``, applied on the standby). The
+primary and, with ``synchronous_commit = remote_apply``, applied on the standby). Two
+batches overlap: the next one is written while the previous one's COMMIT waits, and
+commits in queue order. The
 queue is bounded, so a stalled journal pushes back instead of growing without limit; a
 temporary failure is retried with the very same batch (idempotent by event id), and a
 stale epoch fails every waiter with :class:`FencedError` and stops the committer.
@@ -18,6 +20,7 @@ import contextlib
 import contextvars
 import random
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -26,7 +29,7 @@ import structlog
 
 from engine.journal.models import FillRecord, JournalEvent
 from engine.journal.tracking import AckLog, Acknowledged, OutageLog
-from engine.journal.writer import FencedError, Journal, JournalUnavailableError
+from engine.journal.writer import FencedError, Journal, JournalUnavailableError, StagedBatch
 
 log = structlog.get_logger(__name__)
 
@@ -80,13 +83,16 @@ class GroupCommitter:
         self._fenced: FencedError | None = None
         self._abandoned: Exception | None = None
         self._failing = False  # the last attempt failed and is being retried
-        self._writing_since: float | None = None
+        # when each batch under way was taken (oldest first; at most two overlap)
+        self._writing_since: deque[float] = deque()
         self.slow_write_s = slow_write_s
         self._monotonic = monotonic
         self.outages = OutageLog(wall=wall, monotonic=monotonic) if outages is None else outages
         self.acks = AckLog(wall=wall) if acks is None else acks
         self.retries = 0
         self.batches = 0
+        self.overlapped = 0  # batches written while the one ahead was committing
+        self.rolled_back = 0  # staged batches undone because the one ahead needed a retry
 
     @property
     def backlog(self) -> int:
@@ -96,12 +102,12 @@ class GroupCommitter:
     @property
     def healthy(self) -> bool:
         """Whether records commit promptly: no failing or hung write, short queue, no fence."""
-        writing_since = self._writing_since
+        writing = self._writing_since
         return (
             not self._failing
             and self._fenced is None
             and self.backlog < self.max_batch
-            and (writing_since is None or self._monotonic() - writing_since < self.slow_write_s)
+            and (not writing or self._monotonic() - writing[0] < self.slow_write_s)
         )
 
     @property
@@ -168,31 +174,106 @@ class GroupCommitter:
         return pending.done
 
     async def _run(self) -> None:
-        while True:
-            batch = [await self._queue.get()]
-            size = len(batch[0].events) + len(batch[0].fills)
-            while size < self.max_batch and not self._queue.empty():
-                item = self._queue.get_nowait()
-                batch.append(item)
-                size += len(item.events) + len(item.fills)
-            self._writing_since = self._monotonic()
+        # Two batches overlap: while one's COMMIT waits for the disk and the synchronous
+        # standby, the next is encoded and written (staged) in a transaction of its own,
+        # and committed only once the first is durable. Commits keep the queue's order,
+        # and so do the rows' seq numbers: a batch is staged only after the one ahead was
+        # written, and when the one ahead needed a retry (its rows written again, later),
+        # the staged batch is rolled back and written after it instead.
+        committing: asyncio.Task[bool] | None = None
+        batch: list[_Pending] = []
+        staged: StagedBatch | None = None
+        try:
+            while True:
+                batch = await self._take()
+                self._writing_since.append(self._monotonic())
+                staged = await self._stage(batch)
+                if committing is not None:
+                    self.overlapped += staged is not None and not committing.done()
+                    clean = await committing
+                    committing = None
+                    if staged is not None and not clean:
+                        await self.journal.rollback(staged)
+                        self.rolled_back += 1
+                        staged = None
+                if staged is None:
+                    await self._write(batch)  # alone, retried until it succeeds or is fenced
+                    self._finished(batch)
+                else:
+                    committing = asyncio.create_task(self._commit(batch, staged))
+                    staged = None
+        except asyncio.CancelledError:
+            # stopped mid-write (abandoned in an outage): the batches are out of the queue,
+            # so unless told here their producers would wait for ever
+            if committing is not None:
+                committing.cancel()
+            if staged is not None:
+                await self.journal.rollback(staged)
+            for pending in batch:
+                _settle(pending, self._stopped_error())
+            raise
+
+    async def _take(self) -> list[_Pending]:
+        """Wait for a record, then take what else is queued, up to ``max_batch`` facts."""
+        batch = [await self._queue.get()]
+        size = len(batch[0].events) + len(batch[0].fills)
+        while size < self.max_batch and not self._queue.empty():
+            item = self._queue.get_nowait()
+            batch.append(item)
+            size += len(item.events) + len(item.fills)
+        return batch
+
+    async def _stage(self, batch: list[_Pending]) -> StagedBatch | None:
+        """Write ``batch`` without committing it; None: write it alone with retries."""
+        if self._fenced is not None or self._failing:
+            return None  # fenced: _write fails it; failing: no overlap until a write succeeds
+        events = [e for p in batch for e in p.events]
+        fills = [f for p in batch for f in p.fills]
+        try:
+            return await self.journal.stage(events, fills, epoch=self.epoch())
+        except FencedError:
+            return None  # _write meets the fence again and fails the batch and the queue
+        except Exception as e:
+            self._failed(e, attempt=1)
+            return None
+
+    async def _commit(self, batch: list[_Pending], staged: StagedBatch) -> bool:
+        """Commit a staged batch; True if its first commit succeeded.
+
+        A commit that fails has an unknown outcome: the same batch is written again (the
+        rows already there are skipped), and the caller rolls back what it staged behind.
+        """
+        try:
             try:
+                await self.journal.commit(staged)
+            except Exception as e:
+                self._failed(e, attempt=1)
                 await self._write(batch)
-            except asyncio.CancelledError:
-                # stopped mid-write (abandoned in an outage): the batch is out of the
-                # queue, so unless told here its producers would wait for ever
-                error = self._abandoned or JournalUnavailableError(
-                    "the journal committer stopped during the write (outcome unknown)"
-                )
-                for pending in batch:
-                    _settle(pending, error)
-                raise
-            finally:
-                self._writing_since = None
-            for _ in batch:
-                self._queue.task_done()
+                self._finished(batch)
+                return False
+            events = [e for p in batch for e in p.events]
+            fills = [f for p in batch for f in p.fills]
+            self._succeeded(batch, events, fills)
+            self._finished(batch)
+            return True
+        except asyncio.CancelledError:
+            for pending in batch:
+                _settle(pending, self._stopped_error())
+            raise
+
+    def _stopped_error(self) -> Exception:
+        return self._abandoned or JournalUnavailableError(
+            "the journal committer stopped during the write (outcome unknown)"
+        )
+
+    def _finished(self, batch: list[_Pending]) -> None:
+        """Account for a batch whose producers were told how it ended."""
+        self._writing_since.popleft()
+        for _ in batch:
+            self._queue.task_done()
 
     async def _write(self, batch: list[_Pending]) -> None:
+        """Write and commit ``batch`` on its own, retrying until it succeeds or is fenced."""
         events = [e for p in batch for e in p.events]
         fills = [f for p in batch for f in p.fills]
         attempt = 0
@@ -211,29 +292,38 @@ class GroupCommitter:
                 # a writer that died here would leave every producer waiting and the
                 # engine REDUCING for good, so even an error we do not know is retried
                 # (the engine stays REDUCING while it lasts, and says so in the log)
-                self._failing = True
-                self.outages.failed(f"{type(e).__name__}: {e}")
                 attempt += 1
-                self.retries += 1
-                delay = random.uniform(0, min(self.max_backoff_s, 0.05 * 2**attempt))  # noqa: S311
-                known = isinstance(e, JournalUnavailableError | asyncpg.PostgresError | OSError)
-                (log.warning if known else log.error)(
-                    "journal_retry", attempt=attempt, delay_s=delay,
-                    error=f"{type(e).__name__}: {e}",
-                )  # fmt: skip
-                await asyncio.sleep(delay)
+                await asyncio.sleep(self._failed(e, attempt=attempt))
                 continue
-            self._failing = False
-            self.batches += 1
-            outage = self.outages.succeeded()
-            if outage is not None:
-                log.warning("journal_outage_ended", seconds=round(outage.seconds, 3),
-                            started_at=outage.started_at,
-                            failed_attempts=outage.failed_attempts)  # fmt: skip
-            self.acks.acknowledged(events, fills)  # before any producer hears of it
-            for pending in batch:
-                _settle(pending, None)
+            self._succeeded(batch, events, fills)
             return
+
+    def _failed(self, error: Exception, *, attempt: int) -> float:
+        """Record a failed attempt; return the full-jitter backoff before the next one."""
+        self._failing = True
+        self.outages.failed(f"{type(error).__name__}: {error}")
+        self.retries += 1
+        delay = random.uniform(0, min(self.max_backoff_s, 0.05 * 2**attempt))  # noqa: S311
+        known = isinstance(error, JournalUnavailableError | asyncpg.PostgresError | OSError)
+        (log.warning if known else log.error)(
+            "journal_retry", attempt=attempt, delay_s=delay,
+            error=f"{type(error).__name__}: {error}",
+        )  # fmt: skip
+        return delay
+
+    def _succeeded(
+        self, batch: list[_Pending], events: list[JournalEvent], fills: list[FillRecord]
+    ) -> None:
+        self._failing = False
+        self.batches += 1
+        outage = self.outages.succeeded()
+        if outage is not None:
+            log.warning("journal_outage_ended", seconds=round(outage.seconds, 3),
+                        started_at=outage.started_at,
+                        failed_attempts=outage.failed_attempts)  # fmt: skip
+        self.acks.acknowledged(events, fills)  # before any producer hears of it
+        for pending in batch:
+            _settle(pending, None)
 
     def abandon(self, error: Exception) -> None:
         """Stop at once without writing what is queued; fail its waiters with ``error``.

@@ -3,15 +3,29 @@
 from __future__ import annotations
 
 import os
+import random
 import re
 import time
 import uuid
+from collections.abc import Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any, Final, Literal
+
+import orjson
+
+# Random bits of event ids: a Mersenne Twister seeded from os.urandom (and seeded again in
+# a forked child, so two processes never share a sequence). An id needs uniqueness, not
+# secrecy, and os.urandom's system call per event cost the group commit ~15 % of its
+# throughput; 74 random bits per millisecond keep collisions out of reach either way.
+_ID_BITS = random.Random()  # noqa: S311 (ids, not secrets: see above)
+os.register_at_fork(after_in_child=_ID_BITS.seed)
+_MILLIS_MASK: Final = (1 << 48) - 1
+_VERSION_VARIANT_CLEAR: Final = ~((0xF << 76) | (0x3 << 62))
+_VERSION_7_VARIANT_RFC: Final = (0x7 << 76) | (0x2 << 62)
 
 
 def time_ordered_uuid() -> uuid.UUID:
@@ -21,10 +35,28 @@ def time_ordered_uuid() -> uuid.UUID:
     anywhere in it: far fewer index pages touched per insert than with random UUIDv4.
     """
     millis = time.time_ns() // 1_000_000
-    value = (millis & 0xFFFF_FFFF_FFFF) << 80 | int.from_bytes(os.urandom(10), "big")
-    value = (value & ~(0xF << 76)) | (0x7 << 76)  # version 7
-    value = (value & ~(0x3 << 62)) | (0x2 << 62)  # RFC 4122 variant
-    return uuid.UUID(int=value)
+    value = (millis & _MILLIS_MASK) << 80 | _ID_BITS.getrandbits(80)
+    value = value & _VERSION_VARIANT_CLEAR | _VERSION_7_VARIANT_RFC
+    # uuid.UUID(int=...) validates in Python (~1.2 µs, as much as the rest); the value is
+    # a 128-bit int by construction, so set the two slots directly
+    event_id = object.__new__(uuid.UUID)
+    object.__setattr__(event_id, "int", value)
+    object.__setattr__(event_id, "is_safe", uuid.SafeUUID.unknown)
+    return event_id
+
+
+def encode_body(body: Mapping[str, Any]) -> str:
+    """Return an event body as JSON text for the ``jsonb`` column.
+
+    orjson is ~8x faster than the standard library here, which the group commit feels.
+    Decimals and datetimes become ``str()`` (what ``json.dumps(default=str)`` wrote before,
+    so old and new rows read alike), non-string keys become strings, NaN becomes null
+    (PostgreSQL refuses JSON's NaN).
+    """
+    return orjson.dumps(body, default=str, option=_BODY_OPTIONS).decode()
+
+
+_BODY_OPTIONS: Final = orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME
 
 
 #: the operation that caused what is being journaled: the control server sets it for the

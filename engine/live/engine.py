@@ -42,6 +42,7 @@ from engine.execution import (
     SystemClock,
     TradeFeed,
     VenueSession,
+    ccxt_time,
     open_session,
 )
 from engine.journal import (
@@ -67,7 +68,7 @@ from engine.live.gate import (
     TradingGate,
 )
 from engine.live.orders import INSTANCE_PATTERN, OrderManager, OrderManagerConfig
-from engine.live.quoting import QuoteSync
+from engine.live.quoting import QuoteSync, Tick
 from engine.live.recovery import RecoveryReport, recover
 from engine.live.release import Release
 
@@ -155,6 +156,7 @@ class LiveEngine:
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
         self._last_data_ns = 0
+        self._batch_ccxt_ns = 0  # ccxt_time.spent_ns() when the pending batch's first message came
         self._backlog_since: float | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._failed_feeds: set[str] = set()  # feeds that gave up and are being restarted
@@ -274,6 +276,8 @@ class LiveEngine:
         self._last_data_ns = now
         if self.decider.room() < records.shape[0] + 2:
             self._decide_now()  # bounded buffer: decide inline rather than drop data
+        if self.decider.pending == 0:  # this message starts the batch: its latency clock
+            self._batch_ccxt_ns = ccxt_time.spent_ns()
         add(now)
         self._wake.set()
 
@@ -306,10 +310,11 @@ class LiveEngine:
                       for q in quotes]  # fmt: skip
             takers = tuple(t for t in takers if t.symbol_id not in out)
         if self.role == "leader" and self.quotes is not None:
-            tick_ns, decided_ns = decision.oldest_receive_ns, time.monotonic_ns()
-            self.quotes.sync(quotes, tick_ns=tick_ns, decided_ns=decided_ns)
+            tick = Tick(received_ns=decision.oldest_receive_ns, decided_ns=time.monotonic_ns(),
+                        ccxt_ns=self._batch_ccxt_ns)  # fmt: skip
+            self.quotes.sync(quotes, tick=tick)
             if takers:
-                self.quotes.take(takers, tick_ns=tick_ns, decided_ns=decided_ns)
+                self.quotes.take(takers, tick=tick)
         # every role keeps its desired quotes: a deploy compares a standby's with the leader's
         self.shadow_quotes = [
             {"symbol_id": q.symbol_id, "side": q.side, "price": q.price_ticks,
@@ -720,7 +725,7 @@ def _log_failure(task: asyncio.Task[None]) -> None:
 
 
 async def open_engine(config: EngineConfig, release: Release, exchange: Any,
-                      *, pool_size: int = 4) -> tuple[LiveEngine, asyncpg.Pool]:  # fmt: skip
+                      *, pool_size: int = 6) -> tuple[LiveEngine, asyncpg.Pool]:  # fmt: skip
     """Connect the journal and the venue, and build the engine (not running yet).
 
     Raises:

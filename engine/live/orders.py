@@ -42,6 +42,7 @@ from engine.execution import (
     OrderState,
     SystemClock,
     UnknownOutcomeError,
+    ccxt_time,
 )
 from engine.execution.models import OrderType, Side
 from engine.journal import FencedError, FillRecord, GroupCommitter, JournalEvent, JournalKind
@@ -211,6 +212,8 @@ class OrderManager:
         self.fills_recorded = 0
         self.forgotten = 0  # ended orders dropped from memory (see ended_retention_s)
         self.sent_at: dict[str, float] = {}
+        # ccxt_time.spent_ns() at each hand-off (latency excluding ccxt; taken by the reader)
+        self.hand_off_ccxt_ns: dict[str, int] = {}
         self._resolving: set[str] = set()  # client ids whose resolution is under way
         # (hand-off, answer) monotonic times of the latest sends, for latency benchmarks
         self.send_times: deque[tuple[float, float]] = deque(maxlen=SEND_TIME_SAMPLES)
@@ -363,6 +366,7 @@ class OrderManager:
     async def _hand_off(self, order: LocalOrder) -> OrderState:
         """Hand the request to the venue client, stamping the hand-off and the answer."""
         sent_at = self.sent_at[order.client_order_id] = self.clock.monotonic()
+        self.hand_off_ccxt_ns[order.client_order_id] = ccxt_time.spent_ns()
         try:
             return await self.client.create_order(order.request)
         finally:
@@ -664,6 +668,7 @@ class OrderManager:
         )  # fmt: skip
         for client_order_id in evicted:
             self.sent_at.pop(client_order_id, None)
+            self.hand_off_ccxt_ns.pop(client_order_id, None)
         self.forgotten += len(evicted)
 
     async def run(self, stop: asyncio.Event) -> None:

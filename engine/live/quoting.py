@@ -39,6 +39,21 @@ RETRY_AFTER_REFUSAL_NS: Final = 1_000_000_000
 LATENCY_SAMPLES: Final = 100_000
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Tick:
+    """When the market data behind a decision came, for the latency samples.
+
+    Attributes:
+        received_ns: ``time.monotonic_ns()`` of the batch's oldest message.
+        decided_ns: ``time.monotonic_ns()`` of the decision (0: unknown).
+        ccxt_ns: :func:`ccxt_time.spent_ns` when the oldest message came (-1: unknown).
+    """
+
+    received_ns: int
+    decided_ns: int = 0
+    ccxt_ns: int = -1
+
+
 @dataclass(kw_only=True, slots=True)
 class _Slot:
     client_order_id: str | None = None
@@ -70,19 +85,18 @@ class QuoteSync:
         self.on_fenced = on_fenced
         self._slots: dict[tuple[int, int], _Slot] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self.tick_to_order_ns: list[int] = []
+        self.tick_to_order_ns: list[int] = []  # wall time, ccxt's time on the loop included
+        self.tick_to_order_engine_ns: list[int] = []  # the same with ccxt's time taken out
         self.decision_to_order_ns: list[int] = []
         self.placed = 0
         self.canceled = 0
         self.refused = 0
 
-    def sync(self, quotes: Sequence[Quote], *, tick_ns: int, decided_ns: int = 0) -> None:
+    def sync(self, quotes: Sequence[Quote], *, tick: Tick) -> None:
         """Start whatever actions bring the venue in line with ``quotes``.
 
-        ``tick_ns`` is when the decision's oldest market data arrived and ``decided_ns``
-        when the decision was made (monotonic ns; 0: unknown): the latency samples.
+        ``tick`` says when the decision's market data came: the latency samples.
         """
-        tick = (tick_ns, decided_ns)
         for quote in quotes:
             key = (quote.symbol_id, quote.side)
             slot = self._slots.setdefault(key, _Slot())
@@ -125,10 +139,10 @@ class QuoteSync:
                 return True
         return False
 
-    def take(self, intents: Sequence[TakerIntent], *, tick_ns: int, decided_ns: int = 0) -> None:
+    def take(self, intents: Sequence[TakerIntent], *, tick: Tick) -> None:
         """Send each accepted IOC intent (taker or stop-loss) once (times as in sync)."""
         for intent in intents:
-            task = asyncio.create_task(self._take(intent, (tick_ns, decided_ns)))
+            task = asyncio.create_task(self._take(intent, tick))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
@@ -148,7 +162,7 @@ class QuoteSync:
         self._tasks.add(task)
         task.add_done_callback(done)
 
-    async def _place(self, slot: _Slot, quote: Quote, tick: tuple[int, int]) -> None:
+    async def _place(self, slot: _Slot, quote: Quote, tick: Tick) -> None:
         instrument = self.instruments[quote.symbol_id]
         side: Literal["buy", "sell"] = "buy" if quote.side == BUY else "sell"
         position = self.decider.positions_lots()[instrument.symbol]
@@ -190,7 +204,7 @@ class QuoteSync:
             # the order may have filled meanwhile: the fill poll and next sync will tell
             log.warning("quote_cancel_failed", client_order_id=client_order_id, error=str(e))
 
-    async def _take(self, intent: TakerIntent, tick: tuple[int, int]) -> None:
+    async def _take(self, intent: TakerIntent, tick: Tick) -> None:
         instrument = self.instruments[intent.symbol_id]
         position = self.decider.positions_lots()[instrument.symbol]
         reducing = (intent.side == BUY and position < 0) or (intent.side != BUY and position > 0)
@@ -232,15 +246,18 @@ class QuoteSync:
             symbol_id, side, retry_after_ns=time.time_ns() + RETRY_AFTER_REFUSAL_NS
         )
 
-    def _observe(self, client_order_id: str, tick: tuple[int, int]) -> None:
-        """Record tick-to-order (message received → handed to ccxt) and its post-decision part."""
+    def _observe(self, client_order_id: str, tick: Tick) -> None:
+        """Record tick-to-order (message received → handed to ccxt) and its parts."""
         sent_at = self.manager.sent_at.get(client_order_id)
+        ccxt_at_hand_off = self.manager.hand_off_ccxt_ns.pop(client_order_id, None)
         if sent_at is None:
             return  # refused before the send (gate closed)
-        tick_ns, decided_ns = tick
-        latency_ns = int(sent_at * 1e9) - tick_ns
+        sent_ns = int(sent_at * 1e9)
+        latency_ns = sent_ns - tick.received_ns
         if len(self.tick_to_order_ns) < LATENCY_SAMPLES:
             self.tick_to_order_ns.append(latency_ns)
-            if decided_ns:
-                self.decision_to_order_ns.append(int(sent_at * 1e9) - decided_ns)
+            if tick.decided_ns:
+                self.decision_to_order_ns.append(sent_ns - tick.decided_ns)
+            if tick.ccxt_ns >= 0 and ccxt_at_hand_off is not None:
+                self.tick_to_order_engine_ns.append(latency_ns - (ccxt_at_hand_off - tick.ccxt_ns))
         metrics.TICK_TO_ORDER.observe(latency_ns / 1e9)

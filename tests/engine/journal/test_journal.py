@@ -31,7 +31,7 @@ from engine.journal import (
     JournalUnavailableError,
     OutageLog,
 )
-from engine.journal.writer import AppendResult
+from engine.journal.writer import AppendResult, StagedBatch
 from engine.leadership import Lease
 
 
@@ -266,21 +266,31 @@ async def test_committer_is_unhealthy_while_a_write_hangs_and_healthy_after(
 
 
 class _FailsOnce(Journal):
-    """The real journal, but its first append raises an error no class of ours expects.
+    """The real journal, but its first write raises an error no class of ours expects.
 
     A stand-in (the one fake here): no real server produces an unknown client-side error
-    on demand; what matters is that the writer task outlives it.
+    on demand; what matters is that the writer task outlives it. The group commit writes
+    through ``stage`` (pipelined) or ``append`` (alone): whichever comes first fails.
     """
 
     failed = False
 
-    async def append(
-        self, events: Sequence[JournalEvent], fills: Sequence[FillRecord] = (), *, epoch: int
-    ) -> AppendResult:
+    def _fail_once(self) -> None:
         if not self.failed:
             self.failed = True
             raise RuntimeError("an error of the driver nobody listed")
+
+    async def append(
+        self, events: Sequence[JournalEvent], fills: Sequence[FillRecord] = (), *, epoch: int
+    ) -> AppendResult:
+        self._fail_once()
         return await super().append(events, fills, epoch=epoch)
+
+    async def stage(
+        self, events: Sequence[JournalEvent], fills: Sequence[FillRecord] = (), *, epoch: int
+    ) -> StagedBatch:
+        self._fail_once()
+        return await super().stage(events, fills, epoch=epoch)
 
 
 async def test_an_unexpected_write_error_is_retried_and_the_writer_lives_on(
@@ -299,6 +309,110 @@ async def test_an_unexpected_write_error_is_retried_and_the_writer_lives_on(
     finally:
         await asyncio.wait_for(committer.stop(), 5)
     assert await pool.fetchval("SELECT count(*) FROM journal_events") == 1
+
+
+class _LosesFirstCommitAnswer(Journal):
+    """The real journal, but the answer to its first COMMIT is lost after it committed.
+
+    A stand-in for a connection cut between the server's commit and its reply, which no
+    real server does on demand at a chosen batch. Everything else is real: the commit
+    happened, and the batch staged behind it is open on another connection.
+    """
+
+    lost = False
+
+    async def commit(self, staged: StagedBatch) -> AppendResult:
+        result = await super().commit(staged)
+        if not self.lost:
+            self.lost = True
+            await asyncio.sleep(0.2)  # the next batch is staged meanwhile
+            raise JournalUnavailableError("the answer to COMMIT was lost")
+        return result
+
+
+async def test_pipelined_batches_commit_in_queue_order_with_rows_in_seq_order(
+    pool: asyncpg.Pool,
+) -> None:
+    """Overlapping batches, and one whose commit answer is lost: nothing twice, in order."""
+    epoch = await leader(pool)
+    journal = _LosesFirstCommitAnswer(pool, instance="blue")
+    committer = GroupCommitter(journal, epoch=lambda: epoch, max_batch=50)
+    committer.start()
+    order: list[int] = []
+    try:
+
+        async def produce(start: int) -> None:
+            for i in range(start, start + 100):
+                events = [JournalEvent(kind=JournalKind.ORDER_NEW, body={"i": i})]
+                future = await committer.enqueue(events)
+                order.append(i)
+                future.add_done_callback(lambda f: f.exception())
+                await asyncio.sleep(0)
+
+        await asyncio.gather(*(produce(k * 100) for k in range(8)))
+        await asyncio.wait_for(committer.stop(), 30)
+    finally:
+        await committer.stop()
+    assert journal.lost  # the lost answer happened, and the batch was written again
+    assert committer.retries >= 1
+    rows = await pool.fetch("SELECT (body->>'i')::int AS i FROM journal_events ORDER BY seq")
+    recorded = [r["i"] for r in rows]
+    assert sorted(recorded) == list(range(800))  # every record once: none lost, none twice
+    assert recorded == order  # seq order is the order records were queued
+    assert committer.overlapped > 0  # batches were written while others committed
+    assert committer.rolled_back == 1  # the one staged behind the lost answer, written again
+
+
+# A group committer in its own process: one producer queues records of 50 events without
+# waiting for them, and prints "acked N" when record N is durable. Killed mid-stream.
+PIPELINED_WRITER = """
+import asyncio, sys
+import asyncpg
+from engine.journal import GroupCommitter, Journal, JournalEvent, JournalKind
+from engine.leadership import Lease
+
+async def main(dsn):
+    async with asyncpg.create_pool(dsn, min_size=2, max_size=3) as pool:
+        epoch = await Lease(pool, instance="blue", ttl_s=60).try_acquire()
+        committer = GroupCommitter(Journal(pool, instance="blue"), epoch=lambda: epoch,
+                                   max_batch=200)
+        committer.start()
+        for record in range(100_000):
+            events = [JournalEvent(kind=JournalKind.ORDER_NEW, body={"record": record, "i": i})
+                      for i in range(50)]
+            done = await committer.enqueue(events)
+            done.add_done_callback(lambda f, n=record: print(f"acked {n}", flush=True))
+            await asyncio.sleep(0)
+
+asyncio.run(main(sys.argv[1]))
+"""
+
+
+async def test_kill_9_of_a_pipelined_committer_keeps_acked_records_whole_and_in_order(
+    dsn: str, pool: asyncpg.Pool
+) -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", PIPELINED_WRITER, dsn, stdout=asyncio.subprocess.PIPE
+    )
+    assert process.stdout is not None
+    acked: list[int] = []
+    try:
+        while len(acked) < 400:
+            line = await asyncio.wait_for(process.stdout.readline(), timeout=60)
+            assert line, "writer exited early"
+            acked.append(int(line.split()[1]))
+    finally:
+        os.kill(process.pid, signal.SIGKILL)
+        await process.wait()
+    rows = await pool.fetch(
+        "SELECT (body->>'record')::int AS record, count(*) AS n, min(seq) AS first"
+        " FROM journal_events GROUP BY 1 ORDER BY 3"
+    )
+    assert set(acked) <= {r["record"] for r in rows}  # nothing acknowledged is lost
+    assert {r["n"] for r in rows} == {50}  # every record whole: none half-written or twice
+    # durable records are a prefix of the queue, in seq order: a later record was never
+    # committed before an earlier one, even with two batches under way at the kill
+    assert [r["record"] for r in rows] == list(range(len(rows)))
 
 
 async def _until_failing(outages: OutageLog, within_s: float = 5.0) -> None:

@@ -28,7 +28,7 @@ from engine.execution import (
 )
 from engine.execution.models import Side
 from engine.journal import FillRecord, GroupCommitter, Journal, JournalEvent, JournalKind
-from engine.journal.writer import AppendResult
+from engine.journal.writer import AppendResult, StagedBatch
 from engine.leadership import Lease
 from engine.live.gate import TradingGate
 from engine.live.orders import OrderManager, OrderManagerConfig
@@ -72,14 +72,24 @@ class HangingJournal(Journal):
         super().__init__(pool, instance=instance)
         self.healthy_writes = healthy_writes
 
-    async def append(
-        self, events: Sequence[JournalEvent], fills: Sequence[FillRecord] = (), *, epoch: int
-    ) -> AppendResult:
+    async def _count_or_hang(self, events: Sequence[JournalEvent]) -> None:
         self.healthy_writes -= 1
         if self.healthy_writes < 0 and any(e.kind is JournalKind.ORDER_NEW for e in events):
             print("journal hangs", flush=True)
             await asyncio.Event().wait()
+
+    # the group commit writes through either (stage: overlapped with a commit; append: alone)
+    async def append(
+        self, events: Sequence[JournalEvent], fills: Sequence[FillRecord] = (), *, epoch: int
+    ) -> AppendResult:
+        await self._count_or_hang(events)
         return await super().append(events, fills, epoch=epoch)
+
+    async def stage(
+        self, events: Sequence[JournalEvent], fills: Sequence[FillRecord] = (), *, epoch: int
+    ) -> StagedBatch:
+        await self._count_or_hang(events)
+        return await super().stage(events, fills, epoch=epoch)
 
 
 @asynccontextmanager

@@ -16,7 +16,7 @@ from engine.dtypes import BUY, SELL
 from engine.execution import Instrument, OrderRequest
 from engine.live.decide import Quote
 from engine.live.order_table import LocalOrder, OrderPhase, OrderTable
-from engine.live.quoting import QuoteSync
+from engine.live.quoting import QuoteSync, Tick
 
 BTC = Instrument(
     symbol="BTC/USDT",
@@ -26,6 +26,8 @@ BTC = Instrument(
     lot_size=Decimal("0.00001"),
 )
 
+NO_TICK = Tick(received_ns=0)  # these tests do not look at latencies
+
 
 class _Manager:
     """The order table, and a record of what would have been sent."""
@@ -33,6 +35,7 @@ class _Manager:
     def __init__(self) -> None:
         self.table = OrderTable()
         self.sent_at: dict[str, float] = {}
+        self.hand_off_ccxt_ns: dict[str, int] = {}
         self.submitted: list[dict[str, Any]] = []
         self.venue_answers = asyncio.Event()  # a send waits for its answer until set
         self.venue_answers.set()
@@ -66,12 +69,12 @@ async def _sync(quotes: list[Quote], *, ask_ticks: int) -> list[dict[str, Any]]:
     """Rest an ask at ``ask_ticks`` through QuoteSync; sync ``quotes``; return the sends."""
     manager = _Manager()
     sync = QuoteSync(manager, _Decider(), [BTC], on_fenced=lambda _: None)  # type: ignore[arg-type]
-    sync.sync([Quote(symbol_id=0, side=SELL, price_ticks=ask_ticks, qty_lots=20)], tick_ns=0)
+    sync.sync([Quote(symbol_id=0, side=SELL, price_ticks=ask_ticks, qty_lots=20)], tick=NO_TICK)
     await sync.settle()
     (ask,) = manager.table.live()
     ask.advance(OrderPhase.ACKED)  # the venue took it: it rests
     manager.submitted.clear()
-    sync.sync(quotes, tick_ns=0)
+    sync.sync(quotes, tick=NO_TICK)
     await sync.settle()
     return manager.submitted
 
@@ -100,9 +103,9 @@ async def _bid_while_the_ask_is_in_flight() -> list[dict[str, Any]]:
     manager = _Manager()
     sync = QuoteSync(manager, _Decider(), [BTC], on_fenced=lambda _: None)  # type: ignore[arg-type]
     manager.venue_answers.clear()  # the ask's send is under way: no answer, no order id yet
-    sync.sync([Quote(symbol_id=0, side=SELL, price_ticks=10000, qty_lots=20)], tick_ns=0)
+    sync.sync([Quote(symbol_id=0, side=SELL, price_ticks=10000, qty_lots=20)], tick=NO_TICK)
     await asyncio.sleep(0)
-    sync.sync([Quote(symbol_id=0, side=BUY, price_ticks=10000, qty_lots=20)], tick_ns=0)
+    sync.sync([Quote(symbol_id=0, side=BUY, price_ticks=10000, qty_lots=20)], tick=NO_TICK)
     await asyncio.sleep(0)
     manager.venue_answers.set()
     await sync.settle()
