@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import gc
 import json
 import time
 from collections.abc import Awaitable, Callable, Coroutine
@@ -177,6 +178,7 @@ class LiveEngine:
         """Run until :meth:`stop`; feeds, decisions, leadership and housekeeping."""
         self.role = "standby"
         self._loop = asyncio.get_running_loop()
+        _freeze_heap()
         self._spawn(self._decide_loop(), "decide")
         self._spawn(self._leadership_loop(), "leadership")
         self._spawn(self._housekeeping_loop(), "housekeeping")
@@ -422,6 +424,7 @@ class LiveEngine:
             manager.run(self._manager_stop), context=contextvars.Context()
         )
         self.role = "leader"
+        _freeze_heap()  # what recovery loaded (the journal's orders) lives as long
         log.info("leader", instance=self.config.instance, epoch=epoch,
                  recovery_ok=self.recovery.ok)  # fmt: skip
 
@@ -717,6 +720,18 @@ async def _within(work: Awaitable[Any], deadline: float, most_s: float) -> bool:
         log.warning("step_down_stage_failed", error=f"{type(e).__name__}: {e}")
         return False
     return True
+
+
+def _freeze_heap() -> None:
+    """Keep what exists now (modules, ccxt's markets, kernels, recovered orders) out of GC.
+
+    A full collection traverses every tracked object: ~340,000 in a trading engine, a
+    120 ms pause of the loop measured in the live bench, landing on whatever market data
+    and orders were under way. Objects that live as long as the process only make those
+    pauses longer, so they move to the permanent generation; the young generations run
+    as before. Cheap (no collection is run), and safe to call again.
+    """
+    gc.freeze()
 
 
 def _log_failure(task: asyncio.Task[None]) -> None:
