@@ -31,11 +31,18 @@ quotes the release below and is measured for ``--minutes`` after a short warm-up
 ``last_order_at_s`` says when in the window the engine last sent an order: the engine
 only quotes a two-sided book, and the simulator's agents thin theirs out over time.
 
-**Journal phase** (after trading, the engine stopped): a dedicated
+**Journal phases** (after trading, the engine stopped): a dedicated
 :class:`GroupCommitter` on the same database under its own lease epoch, fed by
-``--producers`` coroutines that each record batches of ``--batch`` realistic order events:
-``journal_events_per_s`` committed, and ``journal_commit_p50_ms`` / ``_p99_ms`` from a
-``record()`` call to its return (queueing + one transaction + the synchronous standby).
+coroutines that each record batches of ``--batch`` realistic order events and wait for
+each to be durable before the next (a closed loop: the load offered is the number of
+producers). Twice:
+
+- *capacity*, ``--producers`` (1,024) of them, enough to keep two batches of
+  ``--max-batch`` under way: ``journal_events_per_s`` committed, and
+  ``journal_commit_p50_ms`` / ``_p99_ms`` from a ``record()`` call to its return
+  (queueing + one transaction + the synchronous standby) at that load;
+- *light*, ``--light-producers`` (64), nearer an engine's own load:
+  ``journal_light_events_per_s`` and ``journal_light_commit_p50_ms`` / ``_p99_ms``.
 
 Progress goes to stderr; stdout gets one JSON document (``--json``) or a short table.
 """
@@ -375,14 +382,18 @@ async def measure_journal(dsn: str, *, seconds: float, producers: int, batch: in
 async def _measure(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
     report: dict[str, Any] = {}
     report.update(await measure_trading(settings, args.minutes))
-    journal = measure_journal(
-        settings.db.effective_dsn(),
-        seconds=args.journal_seconds,
-        producers=args.producers,
-        batch=args.batch,
-        max_batch=args.max_batch,
-    )
-    report.update(await journal)
+    for producers, prefix in (
+        (args.producers, "journal_"),
+        (args.light_producers, "journal_light_"),
+    ):
+        figures = await measure_journal(
+            settings.db.effective_dsn(),
+            seconds=args.journal_seconds,
+            producers=producers,
+            batch=args.batch,
+            max_batch=args.max_batch,
+        )
+        report.update({prefix + key.removeprefix("journal_"): v for key, v in figures.items()})
     return report
 
 
@@ -404,13 +415,17 @@ def main() -> None:
                         help="simulator background agents' orders per second")  # fmt: skip
     parser.add_argument("--keep", action="store_true", help="keep the temp home (logs)")
     parser.add_argument("--journal-seconds", type=float, default=15.0)
-    parser.add_argument("--producers", type=int, default=64, help="journal recorders")
+    parser.add_argument("--producers", type=int, default=1024,
+                        help="journal recorders of the capacity phase")  # fmt: skip
+    parser.add_argument("--light-producers", type=int, default=64,
+                        help="journal recorders of the light phase")  # fmt: skip
     parser.add_argument("--batch", type=int, default=4, help="events per record() call")
     parser.add_argument("--max-batch", type=int, default=2000,
                         help="GroupCommitter max_batch (events per transaction)")  # fmt: skip
     args = parser.parse_args()
-    if args.minutes < 0 or args.journal_seconds <= 0 or args.producers < 1 or args.batch < 1:
-        parser.error("--minutes must be >= 0; --journal-seconds, --producers, --batch > 0")
+    if (args.minutes < 0 or args.journal_seconds <= 0 or args.batch < 1
+            or min(args.producers, args.light_producers) < 1):  # fmt: skip
+        parser.error("--minutes must be >= 0; --journal-seconds, --*producers, --batch > 0")
     signal.signal(signal.SIGTERM, _interrupt)
     report: dict[str, Any] = {"agent_orders_per_s": args.agent_rate, "cpus": os.cpu_count()}
     try:

@@ -9,17 +9,21 @@ every ccxt call made through the gateway or a feed is wrapped in :func:`timed`, 
 adds the time each step of the call ran on the loop to one counter, and a latency
 excluding ccxt is ``(t1 - t0) - (spent at t1 - spent at t0)``.
 
-What is not counted (so it stays in the engine's share): ccxt work in tasks that ccxt
-starts itself, such as the websocket reader that parses incoming messages.
+The websocket reader is a task of ccxt's own: its parsing of each incoming message (the
+``handle_message`` callback, which also updates ccxt's order-book cache) is counted by
+:func:`counted`. What is still not counted (so it stays in the engine's share): aiohttp
+reading the frames, and ccxt's other internal tasks (its request throttler).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Generator
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable, Generator
+from functools import wraps
+from typing import Any, ParamSpec, TypeVar
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 
 class _Spent:
@@ -65,3 +69,17 @@ class _Timed(Awaitable[T]):
 def timed(call: Awaitable[T]) -> Awaitable[T]:
     """Await ``call`` with its run time on the loop counted as ccxt's."""
     return _Timed(call)
+
+
+def counted(function: Callable[P, T]) -> Callable[P, T]:
+    """Return ``function`` with the time of each call counted as ccxt's (a sync callback)."""
+
+    @wraps(function)
+    def call(*args: P.args, **kwargs: P.kwargs) -> T:
+        started = time.monotonic_ns()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            _Spent.ns += time.monotonic_ns() - started
+
+    return call

@@ -85,22 +85,41 @@ async def call_with_retry(
     jitter = rng or random.Random()  # noqa: S311 - jitter, not cryptography
     started = clock.monotonic()
 
-    def wait(state: RetryCallState) -> float:
-        delay = policy.backoff_s(state.attempt_number, jitter)
-        error = state.outcome.exception() if state.outcome else None
+    def counted(outcome: str) -> None:
+        metrics.RETRIES.labels(venue=venue, endpoint_group=endpoint_group, outcome=outcome).inc()
+
+    def delay_after(attempt_number: int, error: BaseException | None) -> float:
+        delay = policy.backoff_s(attempt_number, jitter)
         if isinstance(error, RateLimitedError):
             delay = max(delay, error.retry_after_s)
         return delay
 
-    def stop(state: RetryCallState) -> bool:
+    def last(attempt_number: int, upcoming_sleep: float) -> bool:
         spent = clock.monotonic() - started
-        return (
-            state.attempt_number >= policy.max_attempts
-            or spent + state.upcoming_sleep > policy.total_s
-        )
+        return attempt_number >= policy.max_attempts or spent + upcoming_sleep > policy.total_s
 
-    def counted(outcome: str) -> None:
-        metrics.RETRIES.labels(venue=venue, endpoint_group=endpoint_group, outcome=outcome).inc()
+    # The first attempt runs bare: nearly every call succeeds at once, and tenacity's
+    # bookkeeping per call (its iteration state is rebuilt each time) took ~8 % of the
+    # engine loop's busy time in the live bench's profile. Retries go through tenacity.
+    try:
+        return await attempt()
+    except Exception as error:
+        if not is_retryable(error):
+            raise
+        delay = delay_after(1, error)
+        if last(1, delay):
+            counted("exhausted")
+            raise
+        counted("retried")
+    await clock.sleep(delay)
+
+    # tenacity numbers its own attempts from 1; they are attempts 2, 3 ... of the call
+    def wait(state: RetryCallState) -> float:
+        error = state.outcome.exception() if state.outcome else None
+        return delay_after(state.attempt_number + 1, error)
+
+    def stop(state: RetryCallState) -> bool:
+        return last(state.attempt_number + 1, state.upcoming_sleep)
 
     def before_sleep(_state: RetryCallState) -> None:
         counted("retried")
@@ -118,14 +137,6 @@ async def call_with_retry(
         before_sleep=before_sleep,
         retry_error_callback=give_up,
     )
-    attempts = 0
-
-    async def counted_attempt() -> T:
-        nonlocal attempts
-        attempts += 1
-        return await attempt()
-
-    result: T = await retrying(counted_attempt)
-    if attempts > 1:
-        counted("recovered")
+    result: T = await retrying(attempt)
+    counted("recovered")
     return result

@@ -22,6 +22,7 @@ import ccxt.async_support as ccxt_async
 import ccxt.pro as ccxt_pro
 
 from bot4.settings import ExchangeSettings
+from engine.execution.ccxt_time import counted
 
 DEFAULT_TIMEOUT_MS: Final = 10_000
 
@@ -101,10 +102,13 @@ def create_ws_client(settings: ExchangeSettings, *, timeout_ms: int = DEFAULT_TI
     Raises:
         ValueError: ccxt.pro has no venue of that id.
     """
-    return _configure(
+    client = _configure(
         _venue_class(ccxt_pro, settings.venue)(client_config(settings, timeout_ms=timeout_ms)),
         settings,
     )
+    # the websocket reader calls this for every message (parse, cache update): ccxt's time
+    client.handle_message = counted(client.handle_message)
+    return client
 
 
 def _venue_class(module: Any, venue: str) -> Any:

@@ -8,7 +8,9 @@ import time
 
 import pytest
 
-from engine.execution.ccxt_time import spent_ns, timed
+from bot4.settings import ExchangeSettings
+from engine.execution.ccxt_time import counted, spent_ns, timed
+from engine.execution.venue import create_ws_client
 
 SPIN_S = 0.02
 SLEEP_S = 0.1
@@ -71,3 +73,25 @@ async def test_a_cancellation_reaches_the_wrapped_call() -> None:
     with pytest.raises(asyncio.CancelledError):
         await task
     assert seen == ["cancelled"]
+
+
+def test_a_counted_callback_adds_its_run_time_and_keeps_its_result_and_errors() -> None:
+    def parse(message: str) -> str:
+        _spin(SPIN_S)  # like ccxt parsing a websocket message
+        if message == "bad":
+            raise ValueError("cannot parse")
+        return message.upper()
+
+    handle = counted(parse)
+    before = spent_ns()
+    assert handle("book") == "BOOK"
+    with pytest.raises(ValueError, match="cannot parse"):
+        handle("bad")
+    assert 2 * SPIN_S * 1e9 <= spent_ns() - before < 3.5 * SPIN_S * 1e9
+    assert handle.__name__ == "parse"
+
+
+def test_the_websocket_clients_message_handler_is_counted() -> None:
+    """The venue factory wraps ccxt.pro's per-message callback (the reader's parse)."""
+    client = create_ws_client(ExchangeSettings())
+    assert client.handle_message.__wrapped__.__self__ is client
