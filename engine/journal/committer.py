@@ -41,6 +41,23 @@ class _Pending:
     done: asyncio.Future[None] = field(default_factory=asyncio.Future)
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class _Batch:
+    """Records written in one transaction, and their facts in queue order."""
+
+    pending: list[_Pending]
+    events: list[JournalEvent]
+    fills: list[FillRecord]
+
+    @classmethod
+    def of(cls, pending: list[_Pending]) -> _Batch:
+        return cls(
+            pending=pending,
+            events=[e for p in pending for e in p.events],
+            fills=[f for p in pending for f in p.fills],
+        )
+
+
 class GroupCommitter:
     """Batches journal writes from many coroutines into few transactions.
 
@@ -181,7 +198,7 @@ class GroupCommitter:
         # written, and when the one ahead needed a retry (its rows written again, later),
         # the staged batch is rolled back and written after it instead.
         committing: asyncio.Task[bool] | None = None
-        batch: list[_Pending] = []
+        batch = _Batch.of([])
         staged: StagedBatch | None = None
         try:
             while True:
@@ -209,11 +226,11 @@ class GroupCommitter:
                 committing.cancel()
             if staged is not None:
                 await self.journal.rollback(staged)
-            for pending in batch:
+            for pending in batch.pending:
                 _settle(pending, self._stopped_error())
             raise
 
-    async def _take(self) -> list[_Pending]:
+    async def _take(self) -> _Batch:
         """Wait for a record, then take what else is queued, up to ``max_batch`` facts."""
         batch = [await self._queue.get()]
         size = len(batch[0].events) + len(batch[0].fills)
@@ -221,23 +238,21 @@ class GroupCommitter:
             item = self._queue.get_nowait()
             batch.append(item)
             size += len(item.events) + len(item.fills)
-        return batch
+        return _Batch.of(batch)
 
-    async def _stage(self, batch: list[_Pending]) -> StagedBatch | None:
+    async def _stage(self, batch: _Batch) -> StagedBatch | None:
         """Write ``batch`` without committing it; None: write it alone with retries."""
         if self._fenced is not None or self._failing:
             return None  # fenced: _write fails it; failing: no overlap until a write succeeds
-        events = [e for p in batch for e in p.events]
-        fills = [f for p in batch for f in p.fills]
         try:
-            return await self.journal.stage(events, fills, epoch=self.epoch())
+            return await self.journal.stage(batch.events, batch.fills, epoch=self.epoch())
         except FencedError:
             return None  # _write meets the fence again and fails the batch and the queue
         except Exception as e:
             self._failed(e, attempt=1)
             return None
 
-    async def _commit(self, batch: list[_Pending], staged: StagedBatch) -> bool:
+    async def _commit(self, batch: _Batch, staged: StagedBatch) -> bool:
         """Commit a staged batch; True if its first commit succeeded.
 
         A commit that fails has an unknown outcome: the same batch is written again (the
@@ -251,13 +266,11 @@ class GroupCommitter:
                 await self._write(batch)
                 self._finished(batch)
                 return False
-            events = [e for p in batch for e in p.events]
-            fills = [f for p in batch for f in p.fills]
-            self._succeeded(batch, events, fills)
+            self._succeeded(batch)
             self._finished(batch)
             return True
         except asyncio.CancelledError:
-            for pending in batch:
+            for pending in batch.pending:
                 _settle(pending, self._stopped_error())
             raise
 
@@ -266,24 +279,23 @@ class GroupCommitter:
             "the journal committer stopped during the write (outcome unknown)"
         )
 
-    def _finished(self, batch: list[_Pending]) -> None:
+    def _finished(self, batch: _Batch) -> None:
         """Account for a batch whose producers were told how it ended."""
         self._writing_since.popleft()
-        for _ in batch:
+        for _ in batch.pending:
             self._queue.task_done()
 
-    async def _write(self, batch: list[_Pending]) -> None:
+    async def _write(self, batch: _Batch) -> None:
         """Write and commit ``batch`` on its own, retrying until it succeeds or is fenced."""
-        events = [e for p in batch for e in p.events]
-        fills = [f for p in batch for f in p.fills]
         attempt = 0
         while True:
             try:
-                await self.journal.append(events, fills, epoch=self.epoch())
+                await self.journal.append(batch.events, batch.fills, epoch=self.epoch())
             except FencedError as e:
                 self._fenced = e
-                log.error("journal_fenced", error=str(e), records=len(events) + len(fills))
-                for pending in batch:
+                log.error("journal_fenced", error=str(e),
+                          records=len(batch.events) + len(batch.fills))  # fmt: skip
+                for pending in batch.pending:
                     _settle(pending, e)
                 self._drain(e)
                 return
@@ -295,7 +307,7 @@ class GroupCommitter:
                 attempt += 1
                 await asyncio.sleep(self._failed(e, attempt=attempt))
                 continue
-            self._succeeded(batch, events, fills)
+            self._succeeded(batch)
             return
 
     def _failed(self, error: Exception, *, attempt: int) -> float:
@@ -311,9 +323,7 @@ class GroupCommitter:
         )  # fmt: skip
         return delay
 
-    def _succeeded(
-        self, batch: list[_Pending], events: list[JournalEvent], fills: list[FillRecord]
-    ) -> None:
+    def _succeeded(self, batch: _Batch) -> None:
         self._failing = False
         self.batches += 1
         outage = self.outages.succeeded()
@@ -321,8 +331,8 @@ class GroupCommitter:
             log.warning("journal_outage_ended", seconds=round(outage.seconds, 3),
                         started_at=outage.started_at,
                         failed_attempts=outage.failed_attempts)  # fmt: skip
-        self.acks.acknowledged(events, fills)  # before any producer hears of it
-        for pending in batch:
+        self.acks.acknowledged(batch.events, batch.fills)  # before any producer hears of it
+        for pending in batch.pending:
             _settle(pending, None)
 
     def abandon(self, error: Exception) -> None:

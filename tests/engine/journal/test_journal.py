@@ -211,22 +211,31 @@ asyncio.run(main(sys.argv[1]))
 """
 
 
-async def test_kill_9_mid_stream_loses_no_acked_batch_and_leaves_no_partial_one(
-    dsn: str, pool: asyncpg.Pool
-) -> None:
+async def _acks_until_killed(script: str, dsn: str, *, acks: int) -> list[int]:
+    """Run a writer ``script`` on ``dsn``; SIGKILL it after ``acks`` "acked N" lines.
+
+    Returns the acknowledged numbers, in the order they were printed.
+    """
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", WRITER, dsn, stdout=asyncio.subprocess.PIPE
+        sys.executable, "-c", script, dsn, stdout=asyncio.subprocess.PIPE
     )
     assert process.stdout is not None
     acked: list[int] = []
     try:
-        while len(acked) < 20:
+        while len(acked) < acks:
             line = await asyncio.wait_for(process.stdout.readline(), timeout=60)
             assert line, "writer exited early"
             acked.append(int(line.split()[1]))
     finally:
         os.kill(process.pid, signal.SIGKILL)
         await process.wait()
+    return acked
+
+
+async def test_kill_9_mid_stream_loses_no_acked_batch_and_leaves_no_partial_one(
+    dsn: str, pool: asyncpg.Pool
+) -> None:
+    acked = await _acks_until_killed(WRITER, dsn, acks=20)
     rows = await pool.fetch(
         "SELECT (body->>'batch')::int AS batch, count(*) AS n FROM journal_events GROUP BY 1"
     )
@@ -391,19 +400,7 @@ asyncio.run(main(sys.argv[1]))
 async def test_kill_9_of_a_pipelined_committer_keeps_acked_records_whole_and_in_order(
     dsn: str, pool: asyncpg.Pool
 ) -> None:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", PIPELINED_WRITER, dsn, stdout=asyncio.subprocess.PIPE
-    )
-    assert process.stdout is not None
-    acked: list[int] = []
-    try:
-        while len(acked) < 400:
-            line = await asyncio.wait_for(process.stdout.readline(), timeout=60)
-            assert line, "writer exited early"
-            acked.append(int(line.split()[1]))
-    finally:
-        os.kill(process.pid, signal.SIGKILL)
-        await process.wait()
+    acked = await _acks_until_killed(PIPELINED_WRITER, dsn, acks=400)
     rows = await pool.fetch(
         "SELECT (body->>'record')::int AS record, count(*) AS n, min(seq) AS first"
         " FROM journal_events GROUP BY 1 ORDER BY 3"
