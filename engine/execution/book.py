@@ -26,6 +26,7 @@ the consumer cannot miss a level removal, and a lost batch is repaired by the ne
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from typing import Final
 
@@ -35,6 +36,15 @@ import numpy.typing as npt
 from engine.dtypes import ASK, BID, BookLevels, empty_book_levels
 from engine.errors import InvalidMarketDataError, OffGridError
 from engine.execution.instruments import Instrument, floats_to_units
+from engine.kernels.market_nb import (
+    BOOK_CROSSED,
+    BOOK_NON_POSITIVE_PRICE,
+    BOOK_NON_POSITIVE_QUANTITY,
+    BOOK_SOUND,
+    BOOK_UNSORTED,
+    BOOK_UPDATE_ID_NOT_INCREASING,
+    book_problem,
+)
 
 # reasons a book view is rejected; also the `reason` label of the resync counter
 CROSSED: Final = "crossed"
@@ -47,12 +57,29 @@ OFF_GRID: Final = "off_grid"
 GAP: Final = "gap"
 STALE: Final = "stale"
 
+_PROBLEMS: Final = {
+    BOOK_SOUND: None,
+    BOOK_UPDATE_ID_NOT_INCREASING: UPDATE_ID_NOT_INCREASING,
+    BOOK_NON_POSITIVE_QUANTITY: NON_POSITIVE_QUANTITY,
+    BOOK_NON_POSITIVE_PRICE: NON_POSITIVE_PRICE,
+    BOOK_UNSORTED: UNSORTED,
+    BOOK_CROSSED: CROSSED,
+}  # the kernel's codes, as the resync counter's reasons
+
 
 def _side_arrays(levels: Sequence[Sequence[float]], depth: int) -> npt.NDArray[np.float64]:
-    top = [level[:2] for level in levels[:depth]]
-    if any(len(level) != 2 for level in top):
-        raise MalformedLevelError(f"a book level must be [price, amount]; got {top!r}")
-    return np.asarray(top, dtype=np.float64).reshape(-1, 2)
+    top = levels[:depth]
+    with contextlib.suppress(TypeError, ValueError):  # ragged: level by level below
+        array = np.asarray(top, dtype=np.float64)
+        if array.ndim == 2 and array.shape[1] >= 2:  # the usual case, in one call
+            return array[:, :2]
+    pairs = [level[:2] for level in top]
+    if any(len(level) != 2 for level in pairs):
+        raise MalformedLevelError(f"a book level must be [price, amount]; got {pairs!r}")
+    try:
+        return np.asarray(pairs, dtype=np.float64).reshape(-1, 2)
+    except (TypeError, ValueError) as e:  # a price or amount that is not a number
+        raise MalformedLevelError(f"a book level must be numbers; got {pairs!r}") from e
 
 
 class MalformedLevelError(InvalidMarketDataError):
@@ -101,24 +128,8 @@ def book_to_levels(
 
 def integrity_problem(levels: BookLevels, *, previous_update_id: int | None) -> str | None:
     """Return why a book batch must not be used, or None when it is sound."""
-    if (
-        len(levels)
-        and previous_update_id is not None
-        and int(levels["update_id"][0]) <= previous_update_id
-    ):
-        return UPDATE_ID_NOT_INCREASING
-    if (levels["qty_lots"] <= 0).any():
-        return NON_POSITIVE_QUANTITY
-    if (levels["price_ticks"] <= 0).any():
-        return NON_POSITIVE_PRICE
-    is_bid = levels["side"] == BID
-    bid_prices = levels["price_ticks"][is_bid]
-    ask_prices = levels["price_ticks"][~is_bid]
-    if (np.diff(bid_prices) >= 0).any() or (np.diff(ask_prices) <= 0).any():
-        return UNSORTED
-    if len(bid_prices) and len(ask_prices) and bid_prices[0] >= ask_prices[0]:
-        return CROSSED
-    return None
+    previous = -1 if previous_update_id is None else previous_update_id
+    return _PROBLEMS[book_problem(levels, previous)]
 
 
 def checked_levels(

@@ -34,7 +34,7 @@ from engine.errors import OperationalError, TemporaryError
 from engine.execution import metrics
 from engine.execution.backoff import Backoff, BackoffPolicy
 from engine.execution.book import GAP, STALE, checked_levels
-from engine.execution.ccxt_time import timed
+from engine.execution.ccxt_time import mark_hand_over, timed
 from engine.execution.errors import SequenceGapError
 from engine.execution.gateway import VenueGateway
 from engine.execution.instruments import Instrument
@@ -135,6 +135,7 @@ class BookFeed:
             try:
                 async with silence:
                     book = await timed(exchange.watch_order_book(symbol))
+                mark_hand_over()
             except Exception as e:
                 if silence.expired():
                     await self.force_resync()

@@ -37,6 +37,35 @@ def spent_ns() -> int:
     return _Spent.ns
 
 
+class _HandOver:
+    at_ns = 0
+    spent_ns = 0
+
+
+def mark_hand_over() -> tuple[int, int]:
+    """Stamp the moment ccxt handed a feed market data (its watch call returned).
+
+    Where tick-to-order starts: a feed calls this first thing after the watch returns,
+    before converting and checking the data, and the engine reads it when the records
+    reach it, in the same synchronous call, so no other feed stamps in between (a feed
+    that awaits something first puts its stamp back with :func:`restore_hand_over`).
+    Returns the stamp, as :func:`last_hand_over` would.
+    """
+    _HandOver.at_ns = time.monotonic_ns()
+    _HandOver.spent_ns = _Spent.ns
+    return _HandOver.at_ns, _HandOver.spent_ns
+
+
+def restore_hand_over(stamp: tuple[int, int]) -> None:
+    """Make ``stamp`` (from :func:`mark_hand_over`) the latest hand-over again."""
+    _HandOver.at_ns, _HandOver.spent_ns = stamp
+
+
+def last_hand_over() -> tuple[int, int]:
+    """Return ``(time.monotonic_ns(), spent_ns())`` of the latest :func:`mark_hand_over`."""
+    return _HandOver.at_ns, _HandOver.spent_ns
+
+
 class _Timed(Awaitable[T]):
     """Drives a coroutine step by step, adding each step's run time to the counter."""
 

@@ -27,13 +27,11 @@ import numpy as np
 import numpy.typing as npt
 
 from engine.errors import OffGridError
+from engine.kernels.market_nb import GRID_TOLERANCE, to_grid_units
 
-FLOAT_GRID_TOLERANCE: Final = 1e-6
+FLOAT_GRID_TOLERANCE: Final = GRID_TOLERANCE
 """Distance, in units, between ``value / step`` and an integer still on the grid (small
 values; large ones get a tolerance relative to their magnitude)."""
-
-_RELATIVE_ULPS: Final = 1e-14  # a few dozen ulps: parse + division error, never half a unit
-_INT64_SAFE: Final = float(2**62)  # stay clear of int64 overflow after rint
 
 # ccxt's precision modes (ccxt.base.decimal_to_precision); the adapter does not import
 # them from ccxt here so this module stays usable without a venue.
@@ -146,20 +144,15 @@ def from_units(units: int, step: Decimal) -> Decimal:
 def floats_to_units(
     values: npt.NDArray[np.float64], step: Decimal, *, field: str = "value"
 ) -> npt.NDArray[np.int64]:
-    """Convert floats parsed from venue decimals to integer units, vectorised.
+    """Convert floats parsed from venue decimals to integer units (a kernel's loop).
 
     Raises:
         OffGridError: a value is NaN, infinite, too large, or off the grid by more than
             :data:`FLOAT_GRID_TOLERANCE` of a unit.
     """
-    with np.errstate(invalid="ignore", over="ignore"):  # NaN/inf are reported below
-        ratio = np.asarray(values, dtype=np.float64) / float(step)
-        units = np.rint(ratio)
-        bad = ~np.isfinite(ratio) | (np.abs(ratio) > _INT64_SAFE)
-        # a float carries ~16 significant digits: scale the tolerance with the magnitude
-        tolerance = np.maximum(FLOAT_GRID_TOLERANCE, np.abs(ratio) * _RELATIVE_ULPS)
-        bad |= np.abs(ratio - units) > tolerance
-    if bad.any():
-        first = float(np.asarray(values, dtype=np.float64)[np.argmax(bad)])
-        raise OffGridError(f"{field}: {first!r} is not a multiple of the step {step}")
-    return np.where(bad, 0, units).astype(np.int64)
+    floats = np.asarray(values, dtype=np.float64)
+    units = np.empty(floats.shape[0], dtype=np.int64)
+    bad = to_grid_units(floats, float(step), units)
+    if bad >= 0:
+        raise OffGridError(f"{field}: {float(floats[bad])!r} is not a multiple of the step {step}")
+    return units

@@ -27,7 +27,7 @@ from engine.dtypes import ASK, BID, Trades, empty_trades
 from engine.errors import EngineError, TemporaryError
 from engine.execution import metrics
 from engine.execution.backoff import Backoff, BackoffPolicy
-from engine.execution.ccxt_time import timed
+from engine.execution.ccxt_time import mark_hand_over, restore_hand_over, timed
 from engine.execution.gateway import EndpointGroup, VenueGateway
 from engine.execution.instruments import Instrument, floats_to_units
 from engine.execution.watchdog import StreamWatchdog
@@ -114,6 +114,7 @@ class TradeFeed:
                     await self.backfill(until_trade_id=None)
                     reconnected = False
                 batch = await timed(exchange.watch_trades(self._instrument.symbol))
+                handed_over = mark_hand_over()
             except Exception as e:
                 # the backfill raises the engine's own errors (already translated, e.g. an
                 # open breaker while the venue is down): temporary ones are retried too
@@ -133,9 +134,9 @@ class TradeFeed:
                 continue
             self._backoff.reset()
             self._watchdog.touch(self.stream)
-            await self._deliver(sorted(batch, key=lambda t: int(t["id"])))
+            await self._deliver(sorted(batch, key=lambda t: int(t["id"])), handed_over)
 
-    async def _deliver(self, batch: list[Mapping[str, Any]]) -> None:
+    async def _deliver(self, batch: list[Mapping[str, Any]], handed_over: tuple[int, int]) -> None:
         fresh = [
             t for t in batch if self.last_trade_id is None or int(t["id"]) > self.last_trade_id
         ]
@@ -145,6 +146,7 @@ class TradeFeed:
         if self.last_trade_id is not None and first > self.last_trade_id + 1:
             await self.backfill(until_trade_id=first - 1)
             fresh = [t for t in fresh if int(t["id"]) > (self.last_trade_id or 0)]
+            restore_hand_over(handed_over)  # other feeds stamped while the backfill waited
         self._emit(fresh)
 
     async def backfill(self, *, until_trade_id: int | None) -> int:

@@ -30,6 +30,7 @@ from engine.execution import Instrument
 from engine.journal import FencedError
 from engine.live import metrics
 from engine.live.decide import LiveDecider, Quote, TakerIntent
+from engine.live.eager import start_eagerly
 from engine.live.order_table import OrderPhase
 from engine.live.orders import OrderManager
 
@@ -84,7 +85,7 @@ class QuoteSync:
         self.instruments = list(instruments)
         self.on_fenced = on_fenced
         self._slots: dict[tuple[int, int], _Slot] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Future[None]] = set()
         self.tick_to_order_ns: list[int] = []  # wall time, ccxt's time on the loop included
         self.tick_to_order_engine_ns: list[int] = []  # the same with ccxt's time taken out
         self.decision_to_order_ns: list[int] = []
@@ -142,7 +143,7 @@ class QuoteSync:
     def take(self, intents: Sequence[TakerIntent], *, tick: Tick) -> None:
         """Send each accepted IOC intent (taker or stop-loss) once (times as in sync)."""
         for intent in intents:
-            task = asyncio.create_task(self._take(intent, tick))
+            task = start_eagerly(self._take(intent, tick))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
@@ -152,10 +153,12 @@ class QuoteSync:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     def _start(self, slot: _Slot, action: Coroutine[Any, Any, None]) -> None:
+        # started at once, not a loop turn later: the order reaches ccxt before whatever
+        # else is ready to run (see engine.live.eager)
         slot.busy = True
-        task = asyncio.create_task(action)
+        task = start_eagerly(action)
 
-        def done(_: asyncio.Task[None]) -> None:
+        def done(_: asyncio.Future[None]) -> None:
             slot.busy = False
             self._tasks.discard(task)
 

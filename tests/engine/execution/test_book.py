@@ -62,6 +62,13 @@ def test_depth_limits_the_levels_per_side():
         ([[100.0, 1.0], [100.01, 1.0]], [[100.02, 1.0]], None, "unsorted"),
         (*GOOD, 42, "update_id_not_increasing"),
         ([[100.005, 1.0]], [[100.02, 1.0]], None, "off_grid"),
+        ([[100.0, float("nan")]], [[100.02, 1.0]], None, "off_grid"),
+        ([[100.0, 1.0], [100.0, 2.0]], [[100.02, 1.0]], None, "unsorted"),  # a level twice
+        ([[100.0, 1.0]], [[100.03, 1.0], [100.02, 1.0]], None, "unsorted"),
+        ([[100.0, 1.0]], [[0.0, 1.0]], None, "non_positive_price"),
+        ([[100.0]], [[100.02, 1.0]], None, "malformed_level"),
+        ([[100.0, 1.0], [99.99]], [[100.02, 1.0]], None, "malformed_level"),  # ragged
+        ([["a", 1.0]], [[100.02, 1.0]], None, "malformed_level"),
     ],
 )
 def test_integrity_checks_reject_bad_books(bids, asks, previous, problem):
@@ -69,6 +76,17 @@ def test_integrity_checks_reject_bad_books(bids, asks, previous, problem):
         bids, asks, instrument=BTC, depth=20, update_id=42, ts_ns=0, previous_update_id=previous
     )
     assert found == problem
+
+
+def test_extra_fields_of_a_level_are_dropped_and_empty_sides_allowed():
+    # some venues send [price, amount, order count]; a side may be empty
+    bids = [[100.0, 1.0, 3], [99.99, 2.0, 1]]
+    levels, problem = checked_levels(
+        bids, [], instrument=BTC, depth=20, update_id=5, ts_ns=0, previous_update_id=4
+    )
+    assert problem is None
+    assert levels["price_ticks"].tolist() == [10000, 9999]
+    assert levels["qty_lots"].tolist() == [1000, 2000]
 
 
 def test_sound_book_passes():

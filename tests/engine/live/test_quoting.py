@@ -115,3 +115,21 @@ async def _bid_while_the_ask_is_in_flight() -> list[dict[str, Any]]:
 def test_a_bid_meeting_an_ask_still_being_placed_waits() -> None:
     sent = asyncio.run(_bid_while_the_ask_is_in_flight())
     assert [s.get("side") for s in sent] == ["sell"]
+
+
+async def _sent_during_sync() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    manager = _Manager()
+    sync = QuoteSync(manager, _Decider(), [BTC], on_fenced=lambda _: None)  # type: ignore[arg-type]
+    manager.venue_answers.clear()
+    sync.sync([Quote(symbol_id=0, side=BUY, price_ticks=9999, qty_lots=20)], tick=NO_TICK)
+    during = list(manager.submitted)  # nothing awaited since sync() was called
+    manager.venue_answers.set()
+    await sync.settle()
+    return during, manager.submitted
+
+
+def test_a_quote_reaches_the_order_manager_within_the_sync_call() -> None:
+    # started eagerly: not one loop turn later, behind whatever else was ready to run
+    during, after = asyncio.run(_sent_during_sync())
+    assert [s.get("side") for s in during] == ["buy"]
+    assert after == during  # and sent once
