@@ -31,15 +31,11 @@ from engine.data.format import EventHeader
 from engine.data.writer import EventWriter
 from engine.dtypes import (
     ACTIVE,
-    BOOK_DELTA,
     BUY,
     EVENT_DTYPE,
     HALTED,
     ORDER_IOC,
     SELL,
-    SNAPSHOT_BEGIN,
-    SNAPSHOT_END,
-    TRADE,
     BookLevels,
     Trades,
 )
@@ -55,6 +51,7 @@ from engine.kernels.layout import (
     SI_RETRY_NS,
     SI_VALID,
 )
+from engine.kernels.market_nb import book_view_events, trade_events
 from engine.kernels.replay_nb import live_fill
 from engine.kernels.risk_nb import DENY_REASON_NAMES
 from engine.live import metrics
@@ -180,30 +177,10 @@ class LiveDecider:
         if levels.shape[0] == 0:
             return
         s = int(levels["symbol_id"][0])
-        bids = levels[levels["side"] == BUY][: self._depth]
-        asks = levels[levels["side"] == SELL][: self._depth]
-        count = bids.shape[0] + asks.shape[0] + 2
-        rows = self._claim(count, received_ns)
-        ts = int(levels["ts_ns"][0])
-        first = int(self._seq[s]) + 1
-        rows["ts_ns"] = ts
-        rows["symbol"] = s
-        rows["seq"] = np.arange(first, first + count, dtype=np.int64)
-        rows["kind"][0] = SNAPSHOT_BEGIN
-        rows["kind"][1:-1] = BOOK_DELTA
-        rows["kind"][-1] = SNAPSHOT_END
-        rows["side"][0] = rows["side"][-1] = 0
-        rows["price"][0] = rows["price"][-1] = 0
-        rows["qty"][0] = rows["qty"][-1] = 0
-        nb = bids.shape[0]
-        body = rows[1:-1]
-        body["side"][:nb] = BUY
-        body["side"][nb:] = SELL
-        body["price"][:nb] = bids["price_ticks"]
-        body["price"][nb:] = asks["price_ticks"]
-        body["qty"][:nb] = bids["qty_lots"]
-        body["qty"][nb:] = asks["qty_lots"]
-        self._seq[s] = first + count - 1
+        first_seq = int(self._seq[s]) + 1
+        count = book_view_events(levels, self._depth, self._buffer, self._pending, first_seq)
+        self._claimed(count, received_ns)
+        self._seq[s] += count
 
     def add_trades(self, trades: Trades, *, received_ns: int | None = None) -> None:
         """Queue public trades (in trade id order).
@@ -211,31 +188,19 @@ class LiveDecider:
         Raises:
             BufferError: the buffer is full; call :meth:`decide` first.
         """
-        count = trades.shape[0]
-        if count == 0:
+        if trades.shape[0] == 0:
             return
-        rows = self._claim(count, received_ns)
-        rows["ts_ns"] = trades["ts_ns"]
-        rows["symbol"] = trades["symbol_id"]
-        rows["kind"] = TRADE
-        rows["side"] = trades["side"]
-        rows["price"] = trades["price_ticks"]
-        rows["qty"] = trades["qty_lots"]
-        for k in range(count):  # per-symbol sequence; batches are small
-            s = int(trades["symbol_id"][k])
-            self._seq[s] += 1
-            rows["seq"][k] = self._seq[s]
+        self._claimed(trade_events(trades, self._buffer, self._pending, self._seq), received_ns)
 
-    def _claim(self, count: int, received_ns: int | None) -> np.ndarray:
-        if count > self.room():
+    def _claimed(self, count: int, received_ns: int | None) -> None:
+        """Count ``count`` rows a kernel wrote after the pending ones (-1: they did not fit)."""
+        if count < 0:
             raise BufferError(
                 f"event buffer full ({self._pending} pending of {self._buffer.shape[0]})"
             )
         if self._pending == 0:
             self._oldest_receive_ns = received_ns or time.monotonic_ns()
-        rows = self._buffer[self._pending : self._pending + count]
         self._pending += count
-        return rows
 
     # --- decisions out ----------------------------------------------------------------
     def decide(self, trading_state: int) -> Decision:
