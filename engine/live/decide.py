@@ -225,16 +225,16 @@ class LiveDecider:
             self._kernel_state = int(g[G_TRADING_STATE])
         logged = min(int(g[G_INTENTS]), INTENT_LOG)
         intents = self.state.intents[:logged]
+        # filtered as arrays: most intents are quotes, and reading fields record by record
+        # cost ~1 µs per intent on every decision
+        accepted = intents[(intents["deny_reason"] == 0) & (intents["order_type"] == ORDER_IOC)]
         takers = tuple(
-            TakerIntent(
-                symbol_id=int(it["symbol"]),
-                side=int(it["side"]),
-                price_ticks=int(it["price"]),
-                qty_lots=int(it["qty"]),
+            TakerIntent(symbol_id=symbol, side=side, price_ticks=price, qty_lots=qty)
+            for symbol, side, price, qty in zip(
+                accepted["symbol"].tolist(), accepted["side"].tolist(),
+                accepted["price"].tolist(), accepted["qty"].tolist(), strict=True,
             )
-            for it in intents
-            if it["deny_reason"] == 0 and it["order_type"] == ORDER_IOC
-        )
+        )  # fmt: skip
         decision = Decision(
             events=events,
             takers=takers,
@@ -317,6 +317,10 @@ class LiveDecider:
     def mid_ticks(self, symbol_id: int) -> float:
         """Return the symbol's last mid in ticks (0 before its first valid book)."""
         return float(self.state.sym_f[symbol_id, SF_MID])
+
+    def position_lots(self, symbol_id: int) -> int:
+        """Return one symbol's kernel position in lots."""
+        return int(self.state.positions["qty"][symbol_id])
 
     def positions_lots(self) -> dict[str, int]:
         """Return each symbol's kernel position in lots."""

@@ -168,7 +168,7 @@ class QuoteSync:
     async def _place(self, slot: _Slot, quote: Quote, tick: Tick) -> None:
         instrument = self.instruments[quote.symbol_id]
         side: Literal["buy", "sell"] = "buy" if quote.side == BUY else "sell"
-        position = self.decider.positions_lots()[instrument.symbol]
+        position = self.decider.position_lots(quote.symbol_id)
         reducing = (quote.side == BUY and position < 0) or (quote.side != BUY and position > 0)
         slot.placing_at = instrument.ticks_to_price(quote.price_ticks)
         try:
@@ -209,7 +209,7 @@ class QuoteSync:
 
     async def _take(self, intent: TakerIntent, tick: Tick) -> None:
         instrument = self.instruments[intent.symbol_id]
-        position = self.decider.positions_lots()[instrument.symbol]
+        position = self.decider.position_lots(intent.symbol_id)
         reducing = (intent.side == BUY and position < 0) or (intent.side != BUY and position > 0)
         try:
             order = await self.manager.submit(

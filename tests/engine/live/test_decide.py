@@ -149,3 +149,22 @@ def test_a_state_imposed_for_one_batch_does_not_stick_as_the_kernels_own() -> No
     d.add_book_view(view(0, 6_000_000, 6_000_010, ts=60 * 10**9))  # past the retry wait
     assert d.decide(ACTIVE).kernel_state == ACTIVE
     assert any(q.qty_lots > 0 for q in d.desired_quotes())  # quoting again once it cleared
+
+
+def test_a_position_past_its_stop_loss_yields_one_ioc_taker_to_close_it() -> None:
+    d = LiveDecider(
+        Release.from_mapping(
+            {"version": "t1", "symbols": ["BTC/USDT", "ETH/USDT"], "model": {"builtin": "linear"},
+             "strategy": {"taker_enabled": False}, "post_trade": {"stop_loss_ticks": 20}},
+            source="test",
+        ),
+        tick_size=TICK,
+        lot_size=LOT,
+    )  # fmt: skip
+    d.add_book_view(view(0, 6_000_000, 6_000_010))
+    assert d.decide(ACTIVE).takers == ()  # flat: quotes only, no taker
+    d.set_position(0, qty_lots=30, avg_price_ticks=6_000_500.0)  # 500 ticks under water
+    d.add_book_view(view(0, 6_000_000, 6_000_010, ts=2))
+    (stop,) = d.decide(ACTIVE).takers
+    assert (stop.symbol_id, stop.side, stop.qty_lots) == (0, SELL, 30)
+    assert stop.price_ticks <= 6_000_000  # sells into the bid, however far it must go

@@ -55,8 +55,8 @@ class _Manager:
 
 
 class _Decider:
-    def positions_lots(self) -> dict[str, int]:
-        return {"BTC/USDT": 0}
+    def position_lots(self, _symbol_id: int) -> int:
+        return 0
 
     def quote_gone(self, *_: Any, **__: Any) -> None:
         pass
