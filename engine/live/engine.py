@@ -1,11 +1,15 @@
 """The live engine process: market data → kernels → orders, under a fenced lease.
 
-One asyncio loop runs the stages, joined by bounded buffers:
+One asyncio loop runs the stages:
 
-1. **feeds** (ccxt.pro books and trades, one task each) append events to the decider's
-   bounded event buffer and wake the decision task;
-2. **decision** runs the kernels over every pending event in one call, then hands the
-   desired quotes and IOC intents to :class:`QuoteSync` (leader only);
+1. **feeds** (ccxt.pro books and trades, one task each) turn what ccxt hands over (one
+   book view, or the trades since the last call: a burst arrives as one) into events in
+   the decider's bounded event buffer;
+2. **decision** runs the kernels over the pending events in one call, right there in the
+   feed's callback (no task to wake: that cost a loop turn behind whatever else was
+   ready), then hands the desired quotes and IOC intents to :class:`QuoteSync` (leader
+   only), which starts each send eagerly (:mod:`engine.live.eager`), so the order reaches
+   ccxt in the same turn;
 3. **orders**: the order manager journals, gate-checks and sends; its poll task records
    fills, which flow back into the kernel's positions.
 
@@ -282,7 +286,15 @@ class LiveEngine:
         # converted and checked it
         received_ns, self._batch_ccxt_ns = ccxt_time.last_hand_over()
         add(received_ns or self._last_data_ns)
-        self._decide_now()
+        try:
+            self._decide_now()
+        except Exception as e:
+            # the engine's own bug, not the venue's: no decision can be trusted any more,
+            # so stop and cancel everything (an operator resumes after a fix); the feed
+            # that delivered the data then restarts like one that failed
+            if self.gate.lower(HALTED, reason=f"decision failed: {e}", by="engine"):
+                log.exception("decision_failed")
+            raise
 
     def effective_state(self) -> int:
         """Return the state the kernel decides under: the gate with its holds, and pause."""
