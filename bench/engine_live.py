@@ -13,15 +13,20 @@ report's ``servers_sched_batch`` says which applied).
 **Trading phase.** One :class:`LiveEngine` runs in this process (no safety thread), leads,
 quotes the release below and is measured for ``--minutes`` after a short warm-up:
 
-- ``tick_to_order_p50_us`` / ``_p99_us``: the decision batch's oldest market-data receive
-  time (stamped in the feed callback, after ccxt.pro parsed the websocket message) → the
-  order request handed to the venue client, **excluding ccxt's own time** as specified:
-  the time the loop spent running ccxt calls in between (:mod:`engine.execution.ccxt_time`;
-  mostly the requests of the orders handed off just before this one) is taken out. It
-  includes the wait for the decision task, the kernels, quote sync, the start of the
-  order's task, the order manager's checks, the other tasks that ran meanwhile, GC pauses
-  and the OS's scheduling. The ORDER_NEW commit (primary + synchronous standby) runs
-  beside the send while the lease is certainly ours and the journal healthy (the engine's
+- ``tick_to_order_p50_us`` / ``_p99_us``: from the moment ccxt.pro handed a feed the
+  market data behind the decision (its watch call returned, before the engine converted
+  and checked the data) to the moment the venue adapter began the order's request (after
+  the order manager, the order client's translation, the retry wrapper and the circuit
+  breaker; before the venue-weight pacing, which waits only when the venue's request
+  budget runs low and is counted in ``venue_pacing_delays``, and ccxt's call),
+  **excluding ccxt's own time** as specified: the time the loop spent running ccxt calls
+  in between (:mod:`engine.execution.ccxt_time`; mostly the requests of the orders the
+  same decision handed off before this one) is taken out. It includes the conversion and
+  checks of the data, the kernels, quote sync, the other orders of the same decision
+  (their engine-side work), GC pauses and the OS's scheduling. The data is decided in
+  the feed's callback and each order started eagerly, so no other task runs in between.
+  The ORDER_NEW commit (primary + synchronous standby) runs beside the send while the
+  lease is certainly ours and the journal healthy (the engine's
   ``send_before_durable``); otherwise it is waited for and counts here too.
 - ``tick_to_order_wall_p50_us`` / ``_p99_us``: the same interval with nothing taken out.
   ``decision_to_order_p50_us`` / ``_p99_us``: its part after the decision (wall).

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Generator
+from contextvars import ContextVar
 from functools import wraps
 from typing import Any, ParamSpec, TypeVar
 
@@ -54,6 +55,32 @@ def mark_hand_over() -> tuple[int, int]:
     _HandOver.at_ns = time.monotonic_ns()
     _HandOver.spent_ns = _Spent.ns
     return _HandOver.at_ns, _HandOver.spent_ns
+
+
+# (time.monotonic_ns(), spent_ns()) when the adapter began the current venue request:
+# per task context, so the order task that made a request reads its own stamp
+_REQUEST_STARTED: ContextVar[tuple[int, int] | None] = ContextVar("request_started", default=None)
+
+
+def mark_request_start() -> None:
+    """Stamp the moment the adapter hands a request towards ccxt (its first attempt only).
+
+    Where tick-to-order ends: after the order client's translation, the retry wrapper and
+    the circuit breaker, before the venue-weight pacing (which waits only when the
+    venue's request budget runs low, and is counted apart) and ccxt's own call.
+    """
+    if _REQUEST_STARTED.get() is None:
+        _REQUEST_STARTED.set((time.monotonic_ns(), _Spent.ns))
+
+
+def begin_request() -> None:
+    """Forget the stamp of an earlier request made in this context."""
+    _REQUEST_STARTED.set(None)
+
+
+def request_started() -> tuple[int, int] | None:
+    """Return the stamp of the request begun in this context (None: it never got that far)."""
+    return _REQUEST_STARTED.get()
 
 
 def restore_hand_over(stamp: tuple[int, int]) -> None:

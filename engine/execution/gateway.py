@@ -19,7 +19,7 @@ import structlog
 from engine.errors import EngineError, TemporaryError
 from engine.execution import metrics
 from engine.execution.breaker import BreakerConfig, CircuitBreaker
-from engine.execution.ccxt_time import timed
+from engine.execution.ccxt_time import mark_request_start, timed
 from engine.execution.clock import Clock, SystemClock
 from engine.execution.errors import CircuitOpenError, RateLimitedError, UnknownOutcomeError
 from engine.execution.ratelimit import RateLimitConfig, WeightTracker
@@ -162,6 +162,7 @@ class VenueGateway:
         except CircuitOpenError:
             self._count(group, "circuit_open")
             raise
+        mark_request_start()
         try:
             await self.weights.pace()
             result = await timed(call(self.exchange))

@@ -212,8 +212,9 @@ class OrderManager:
         self.fills_recorded = 0
         self.forgotten = 0  # ended orders dropped from memory (see ended_retention_s)
         self.sent_at: dict[str, float] = {}
-        # ccxt_time.spent_ns() at each hand-off (latency excluding ccxt; taken by the reader)
-        self.hand_off_ccxt_ns: dict[str, int] = {}
+        # (monotonic ns, ccxt_time.spent_ns()) when the adapter began each order's request
+        # (the end of tick-to-order; taken by the reader)
+        self.request_started: dict[str, tuple[int, int]] = {}
         self._resolving: set[str] = set()  # client ids whose resolution is under way
         # (hand-off, answer) monotonic times of the latest sends, for latency benchmarks
         self.send_times: deque[tuple[float, float]] = deque(maxlen=SEND_TIME_SAMPLES)
@@ -366,10 +367,13 @@ class OrderManager:
     async def _hand_off(self, order: LocalOrder) -> OrderState:
         """Hand the request to the venue client, stamping the hand-off and the answer."""
         sent_at = self.sent_at[order.client_order_id] = self.clock.monotonic()
-        self.hand_off_ccxt_ns[order.client_order_id] = ccxt_time.spent_ns()
+        ccxt_time.begin_request()
         try:
             return await self.client.create_order(order.request)
         finally:
+            started = ccxt_time.request_started()
+            if started is not None:
+                self.request_started[order.client_order_id] = started
             answered_at = self.clock.monotonic()
             self.send_times.append((sent_at, answered_at))
             metrics.ORDER_ROUND_TRIP.labels(action="create").observe(answered_at - sent_at)
@@ -668,7 +672,7 @@ class OrderManager:
         )  # fmt: skip
         for client_order_id in evicted:
             self.sent_at.pop(client_order_id, None)
-            self.hand_off_ccxt_ns.pop(client_order_id, None)
+            self.request_started.pop(client_order_id, None)
         self.forgotten += len(evicted)
 
     async def run(self, stop: asyncio.Event) -> None:

@@ -250,17 +250,16 @@ class QuoteSync:
         )
 
     def _observe(self, client_order_id: str, tick: Tick) -> None:
-        """Record tick-to-order (message received → handed to ccxt) and its parts."""
-        sent_at = self.manager.sent_at.get(client_order_id)
-        ccxt_at_hand_off = self.manager.hand_off_ccxt_ns.pop(client_order_id, None)
-        if sent_at is None:
-            return  # refused before the send (gate closed)
-        sent_ns = int(sent_at * 1e9)
+        """Record tick-to-order (data handed over by ccxt → request begun towards ccxt)."""
+        started = self.manager.request_started.pop(client_order_id, None)
+        if started is None:
+            return  # never got that far (gate closed, circuit open)
+        sent_ns, ccxt_at_send = started
         latency_ns = sent_ns - tick.received_ns
         if len(self.tick_to_order_ns) < LATENCY_SAMPLES:
             self.tick_to_order_ns.append(latency_ns)
             if tick.decided_ns:
                 self.decision_to_order_ns.append(sent_ns - tick.decided_ns)
-            if tick.ccxt_ns >= 0 and ccxt_at_hand_off is not None:
-                self.tick_to_order_engine_ns.append(latency_ns - (ccxt_at_hand_off - tick.ccxt_ns))
+            if tick.ccxt_ns >= 0:
+                self.tick_to_order_engine_ns.append(latency_ns - (ccxt_at_send - tick.ccxt_ns))
         metrics.TICK_TO_ORDER.observe(latency_ns / 1e9)

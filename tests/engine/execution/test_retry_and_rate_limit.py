@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+import asyncio
 import random
+import time
 
 import ccxt
 import pytest
 
 from engine.errors import TemporaryError
+from engine.execution import ccxt_time
 from engine.execution.breaker import BreakerConfig
 from engine.execution.errors import CircuitOpenError, OrderRejectedError, RateLimitedError
 from engine.execution.gateway import EndpointGroup, GatewayConfig, VenueGateway
@@ -152,3 +155,42 @@ def test_429_without_retry_after_uses_the_default_wait():
     assert tracker.delay_s() == (2.0, "retry_after")
     clock.advance(2.5)
     assert tracker.retry_after_s() == 0.0
+
+
+async def test_a_request_is_stamped_when_its_first_attempt_begins_in_its_own_task():
+    # where tick-to-order ends: the order task reads the stamp its own request left
+    exchange, clock = ScriptedExchange(), ManualClock()
+    at_first_attempt: list[tuple[int, int] | None] = []
+
+    def times_out() -> None:
+        at_first_attempt.append(ccxt_time.request_started())
+        raise ccxt.RequestTimeout("t")
+
+    exchange.plan("fetch_balance", times_out, {"free": {}})
+    gateway = _gateway(exchange, clock, "stamped")
+
+    async def one_request() -> tuple[tuple[int, int] | None, int, int]:
+        ccxt_time.begin_request()
+        before = time.monotonic_ns()
+        await gateway.request(EndpointGroup.ACCOUNT, "fetch_balance", _fetch)  # one retry
+        return ccxt_time.request_started(), before, time.monotonic_ns()
+
+    ccxt_time.begin_request()
+    stamp, before, after = await asyncio.create_task(one_request())
+    assert len(exchange.calls) == 2
+    assert stamp is not None
+    assert before <= stamp[0] <= after
+    assert at_first_attempt == [stamp]  # the retry did not move it
+    assert ccxt_time.request_started() is None  # another task's request is not ours
+
+
+async def test_a_request_refused_by_an_open_breaker_leaves_no_stamp():
+    exchange, clock = ScriptedExchange(), ManualClock()
+    exchange.plan("fetch_balance", ccxt.ExchangeNotAvailable("503"))
+    gateway = _gateway(exchange, clock, "unstamped", failure_threshold=1)
+    with pytest.raises(TemporaryError):
+        await gateway.request(EndpointGroup.ACCOUNT, "fetch_balance", _fetch, retry=False)
+    ccxt_time.begin_request()
+    with pytest.raises(CircuitOpenError):
+        await gateway.request(EndpointGroup.ACCOUNT, "fetch_balance", _fetch)
+    assert ccxt_time.request_started() is None  # it never went towards the venue

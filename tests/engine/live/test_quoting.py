@@ -34,8 +34,7 @@ class _Manager:
 
     def __init__(self) -> None:
         self.table = OrderTable()
-        self.sent_at: dict[str, float] = {}
-        self.hand_off_ccxt_ns: dict[str, int] = {}
+        self.request_started: dict[str, tuple[int, int]] = {}
         self.submitted: list[dict[str, Any]] = []
         self.venue_answers = asyncio.Event()  # a send waits for its answer until set
         self.venue_answers.set()
