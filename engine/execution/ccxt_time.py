@@ -57,6 +57,16 @@ def mark_hand_over() -> tuple[int, int]:
     return _HandOver.at_ns, _HandOver.spent_ns
 
 
+def restore_hand_over(stamp: tuple[int, int]) -> None:
+    """Make ``stamp`` (from :func:`mark_hand_over`) the latest hand-over again."""
+    _HandOver.at_ns, _HandOver.spent_ns = stamp
+
+
+def last_hand_over() -> tuple[int, int]:
+    """Return ``(time.monotonic_ns(), spent_ns())`` of the latest :func:`mark_hand_over`."""
+    return _HandOver.at_ns, _HandOver.spent_ns
+
+
 # (time.monotonic_ns(), spent_ns()) when the adapter began the current venue request:
 # per task context, so the order task that made a request reads its own stamp
 _REQUEST_STARTED: ContextVar[tuple[int, int] | None] = ContextVar("request_started", default=None)
@@ -81,16 +91,6 @@ def begin_request() -> None:
 def request_started() -> tuple[int, int] | None:
     """Return the stamp of the request begun in this context (None: it never got that far)."""
     return _REQUEST_STARTED.get()
-
-
-def restore_hand_over(stamp: tuple[int, int]) -> None:
-    """Make ``stamp`` (from :func:`mark_hand_over`) the latest hand-over again."""
-    _HandOver.at_ns, _HandOver.spent_ns = stamp
-
-
-def last_hand_over() -> tuple[int, int]:
-    """Return ``(time.monotonic_ns(), spent_ns())`` of the latest :func:`mark_hand_over`."""
-    return _HandOver.at_ns, _HandOver.spent_ns
 
 
 class _Timed(Awaitable[T]):

@@ -160,7 +160,6 @@ class LiveEngine:
         self._manager_task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
         self._last_data_ns = 0
-        self._batch_ccxt_ns = 0  # ccxt_time.spent_ns() when ccxt handed over the decided data
         self._backlog_since: float | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._failed_feeds: set[str] = set()  # feeds that gave up and are being restarted
@@ -284,10 +283,10 @@ class LiveEngine:
         self._last_data_ns = time.monotonic_ns()
         # the latency clock starts when ccxt handed the feed this data, before the feed
         # converted and checked it
-        received_ns, self._batch_ccxt_ns = ccxt_time.last_hand_over()
+        received_ns, received_ccxt_ns = ccxt_time.last_hand_over()
         add(received_ns or self._last_data_ns)
         try:
-            self._decide_now()
+            self._decide_now(received_ccxt_ns)
         except Exception as e:
             # the engine's own bug, not the venue's: no decision can be trusted any more,
             # so stop and cancel everything (an operator resumes after a fix); the feed
@@ -301,7 +300,8 @@ class LiveEngine:
         state = self.gate.effective
         return max(state, REDUCING) if self.paused else state
 
-    def _decide_now(self) -> None:
+    def _decide_now(self, received_ccxt_ns: int) -> None:
+        """Decide the pending data; ``received_ccxt_ns``: ccxt's counter when it came."""
         if self.decider.pending == 0:
             return
         started = time.monotonic_ns()
@@ -319,7 +319,7 @@ class LiveEngine:
             takers = tuple(t for t in takers if t.symbol_id not in out)
         if self.role == "leader" and self.quotes is not None:
             tick = Tick(received_ns=decision.oldest_receive_ns, decided_ns=time.monotonic_ns(),
-                        ccxt_ns=self._batch_ccxt_ns)  # fmt: skip
+                        ccxt_ns=received_ccxt_ns)  # fmt: skip
             self.quotes.sync(quotes, tick=tick)
             if takers:
                 self.quotes.take(takers, tick=tick)

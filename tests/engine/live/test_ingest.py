@@ -17,24 +17,23 @@ from engine.live.gate import ACTIVE, HALTED, GateChange, TradingGate
 
 
 def _engine(decide: object) -> SimpleNamespace:
-    return SimpleNamespace(gate=TradingGate(), _decide_now=decide, _last_data_ns=0,
-                           _batch_ccxt_ns=-1)  # fmt: skip
+    return SimpleNamespace(gate=TradingGate(), _decide_now=decide, _last_data_ns=0)
 
 
 def test_data_is_decided_at_once_with_the_hand_over_as_its_receive_time() -> None:
-    decided: list[int] = []
+    decided: list[tuple[int, int]] = []
     added: list[int] = []
-    fake = _engine(lambda: decided.append(len(added)))
+    fake = _engine(lambda ccxt_ns: decided.append((len(added), ccxt_ns)))
     stamp = ccxt_time.mark_hand_over()
     LiveEngine._ingest(fake, added.append)  # type: ignore[arg-type]
     assert added == [stamp[0]]  # the latency clock started when ccxt handed the data over
-    assert fake._batch_ccxt_ns == stamp[1]
-    assert decided == [1]  # decided in the same call, after the data was added
+    # decided in the same call, after the data was added, with ccxt's counter at hand-over
+    assert decided == [(1, stamp[1])]
     assert fake.gate.effective == ACTIVE
 
 
 def test_a_failing_decision_halts_the_engine_and_fails_the_feed() -> None:
-    def broken() -> None:
+    def broken(_ccxt_ns: int) -> None:
         raise RuntimeError("kernel state corrupt")
 
     fake = _engine(broken)
