@@ -98,8 +98,9 @@ def book_problem(levels: np.ndarray, previous_update_id: int) -> int:
 
 
 @inline_kernel
-def _event(out: np.ndarray, r: int, ts: int, seq: int, symbol: int, kind: int, side: int,
-           price: int, qty: int) -> None:  # fmt: skip
+def write_event(out: np.ndarray, r: int, ts: int, seq: int, symbol: int, kind: int, side: int,
+                price: int, qty: int) -> None:  # fmt: skip
+    """Write one :data:`engine.dtypes.EVENT_DTYPE` row (flags cleared) at ``out[r]``."""
     e = out[r]
     e["ts_ns"] = ts
     e["seq"] = seq
@@ -133,17 +134,17 @@ def book_view_events(levels: np.ndarray, depth: int, out: np.ndarray, start: int
     ts = levels[0]["ts_ns"]
     symbol = levels[0]["symbol_id"]
     r = start
-    _event(out, r, ts, first_seq, symbol, SNAPSHOT_BEGIN, 0, 0, 0)
+    write_event(out, r, ts, first_seq, symbol, SNAPSHOT_BEGIN, 0, 0, 0)
     for side in (BUY, SELL):
         taken = 0
         for i in range(n):
             if levels[i]["side"] == side and taken < depth:
                 r += 1
                 taken += 1
-                _event(out, r, ts, first_seq + r - start, symbol, BOOK_DELTA, side,
-                       levels[i]["price_ticks"], levels[i]["qty_lots"])  # fmt: skip
+                write_event(out, r, ts, first_seq + r - start, symbol, BOOK_DELTA, side,
+                            levels[i]["price_ticks"], levels[i]["qty_lots"])  # fmt: skip
     r += 1
-    _event(out, r, ts, first_seq + r - start, symbol, SNAPSHOT_END, 0, 0, 0)
+    write_event(out, r, ts, first_seq + r - start, symbol, SNAPSHOT_END, 0, 0, 0)
     return count
 
 
@@ -161,6 +162,6 @@ def trade_events(trades: np.ndarray, out: np.ndarray, start: int, seq: np.ndarra
         t = trades[k]
         s = t["symbol_id"]
         seq[s] += 1
-        _event(out, start + k, t["ts_ns"], seq[s], s, TRADE, t["side"], t["price_ticks"],
-               t["qty_lots"])  # fmt: skip
+        write_event(out, start + k, t["ts_ns"], seq[s], s, TRADE, t["side"],
+                    t["price_ticks"], t["qty_lots"])  # fmt: skip
     return int(n)

@@ -21,6 +21,7 @@ from engine.dtypes import BOOK_DELTA, BUY, SELL, SNAPSHOT_BEGIN, SNAPSHOT_END, T
 from engine.kernels._jit import kernel
 from engine.kernels.book_nb import _set_level
 from engine.kernels.layout import ASK_PX, ASK_QTY, BID_PX, BID_QTY
+from engine.kernels.market_nb import write_event
 
 # generator state: float64[symbols, GS_COLUMNS]
 GS_BASE: Final = 0
@@ -108,15 +109,7 @@ def _emit_one(
     ts: int,
 ) -> int:
     gs[s, GS_SEQ] += 1
-    e = out[c]
-    e["ts_ns"] = ts
-    e["seq"] = int(gs[s, GS_SEQ])
-    e["price"] = price
-    e["qty"] = qty
-    e["symbol"] = s
-    e["kind"] = kind
-    e["side"] = side
-    e["flags"] = 0
+    write_event(out, c, ts, int(gs[s, GS_SEQ]), s, kind, side, price, qty)
     if kind == BOOK_DELTA:
         if side == BUY:
             n = int(gs[s, GS_N_BID])
