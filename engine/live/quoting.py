@@ -45,9 +45,9 @@ class Tick:
     """When the market data behind a decision came, for the latency samples.
 
     Attributes:
-        received_ns: ``time.monotonic_ns()`` of the batch's oldest message.
+        received_ns: ``time.monotonic_ns()`` when ccxt handed over the decided data.
         decided_ns: ``time.monotonic_ns()`` of the decision (0: unknown).
-        ccxt_ns: :func:`ccxt_time.spent_ns` when the oldest message came (-1: unknown).
+        ccxt_ns: :func:`ccxt_time.spent_ns` at that hand-over (-1: unknown).
     """
 
     received_ns: int
