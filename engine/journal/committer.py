@@ -99,6 +99,7 @@ class GroupCommitter:
         self._task: asyncio.Task[None] | None = None
         self._fenced: FencedError | None = None
         self._abandoned: Exception | None = None
+        self._died: JournalUnavailableError | None = None  # the writer task failed: a bug
         self._failing = False  # the last attempt failed and is being retried
         # when each batch under way was taken (oldest first; at most two overlap)
         self._writing_since: deque[float] = deque()
@@ -123,6 +124,7 @@ class GroupCommitter:
         return (
             not self._failing
             and self._fenced is None
+            and self._died is None
             and self.backlog < self.max_batch
             and (not writing or self._monotonic() - writing[0] < self.slow_write_s)
         )
@@ -151,15 +153,36 @@ class GroupCommitter:
             self._task = asyncio.create_task(
                 self._run(), name="journal-group-commit", context=contextvars.Context()
             )
+            self._task.add_done_callback(self._ended)
+
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        """Fail fast once the writer task died of a bug, instead of leaving producers waiting.
+
+        Every error of a write is retried inside the task, so this is a defect of ours or
+        of the driver: the committer is unhealthy for good (the engine stays REDUCING) and
+        every record, queued or later, fails with the reason.
+        """
+        if task.cancelled() or task.exception() is None:
+            return
+        error = task.exception()
+        self._died = JournalUnavailableError(
+            f"the journal committer died ({type(error).__name__}: {error}); nothing more is"
+            " written: step this engine down and restart it"
+        )
+        log.critical("journal_committer_died", error=f"{type(error).__name__}: {error}",
+                     exc_info=error)  # fmt: skip
+        self._drain(self._died)
 
     async def stop(self) -> None:
         """Write what is queued, then stop (cancels if the journal stays unreachable)."""
         if self._task is None:
             return
-        await self._queue.join()
+        writing = asyncio.ensure_future(self._queue.join())
+        # a writer that dies meanwhile never finishes its batch: stop waiting for it then
+        await asyncio.wait({writing, self._task}, return_when=asyncio.FIRST_COMPLETED)
+        writing.cancel()
         self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
+        await asyncio.wait({self._task})  # a death of the task was reported by _ended
         self._task = None
 
     async def record(
@@ -186,6 +209,8 @@ class GroupCommitter:
         """
         if self._fenced is not None:
             raise self._fenced
+        if self._died is not None:
+            raise self._died
         pending = _Pending(events=events, fills=fills)
         await self._queue.put(pending)
         return pending.done
@@ -219,15 +244,19 @@ class GroupCommitter:
                 else:
                     committing = asyncio.create_task(self._commit(batch, staged))
                     staged = None
-        except asyncio.CancelledError:
-            # stopped mid-write (abandoned in an outage): the batches are out of the queue,
-            # so unless told here their producers would wait for ever
+        except BaseException as e:
+            # stopped mid-write (abandoned in an outage) or died: the batches are out of
+            # the queue, so unless told here their producers would wait for ever
             if committing is not None:
                 committing.cancel()
             if staged is not None:
-                await self.journal.rollback(staged)
+                with contextlib.suppress(Exception):  # what it raised may be why we are here
+                    await self.journal.rollback(staged)
+            stopped = self._stopped_error()
+            if not isinstance(e, asyncio.CancelledError):
+                stopped = JournalUnavailableError(f"the journal committer died ({e!r})")
             for pending in batch.pending:
-                _settle(pending, self._stopped_error())
+                _settle(pending, stopped)
             raise
 
     async def _take(self) -> _Batch:

@@ -186,7 +186,7 @@ class Journal:
                 result = await self._insert(connection, events, fills, epoch=epoch, copy=True)
         except BaseException as e:
             await self._discard(connection)
-            if isinstance(e, asyncpg.PostgresError | _TEMPORARY):
+            if isinstance(e, (asyncpg.PostgresError, *_TEMPORARY)):
                 _raise_translated(e, epoch)
             raise
         return StagedBatch(connection=connection, transaction=transaction, result=result,
@@ -204,7 +204,7 @@ class Journal:
                 await staged.transaction.commit()
         except BaseException as e:
             await self._discard(staged.connection)
-            if isinstance(e, asyncpg.PostgresError | _TEMPORARY):
+            if isinstance(e, (asyncpg.PostgresError, *_TEMPORARY)):
                 _raise_translated(e, staged.epoch)
             raise
         # Give the connection back in the background: the pool's release runs a reset
@@ -239,7 +239,10 @@ class Journal:
         Closing is the one undo that cannot hang: the server rolls back whatever the
         connection left open. The pool opens a fresh connection when next asked.
         """
-        connection.terminate()
+        with contextlib.suppress(asyncpg.InterfaceError):
+            # raises if asyncpg already gave it back: the server ended it (a restart,
+            # pg_terminate_backend), and there is nothing of ours left to close
+            connection.terminate()
         with contextlib.suppress(Exception):
             await asyncio.shield(self.pool.release(connection))
 
