@@ -130,6 +130,11 @@ class GroupCommitter:
         )
 
     @property
+    def died(self) -> JournalUnavailableError | None:
+        """Why the writer task died of a bug, which ended all writing (None: it did not)."""
+        return self._died
+
+    @property
     def failing_since(self) -> float | None:
         """Return the epoch seconds the journal outage in progress began (None: none)."""
         return self.outages.failing_since
@@ -178,9 +183,11 @@ class GroupCommitter:
         if self._task is None:
             return
         writing = asyncio.ensure_future(self._queue.join())
-        # a writer that dies meanwhile never finishes its batch: stop waiting for it then
-        await asyncio.wait({writing, self._task}, return_when=asyncio.FIRST_COMPLETED)
-        writing.cancel()
+        try:
+            # a writer that dies meanwhile never finishes its batch: stop waiting for it then
+            await asyncio.wait({writing, self._task}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            writing.cancel()
         self._task.cancel()
         await asyncio.wait({self._task})  # a death of the task was reported by _ended
         self._task = None

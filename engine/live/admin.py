@@ -95,6 +95,8 @@ class EngineAdmin(ModelAdmin):
             "failing_since": outages.failing_since,
             "outages": [o.as_json() for o in outages.recent(STATUS_OUTAGES)],
             "acked_total": engine.journal_acks.total,
+            # the writer task died of a bug: nothing more is written this term
+            "died": None if committer is None or committer.died is None else str(committer.died),
         }
 
     def ready(self) -> bool:

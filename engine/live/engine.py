@@ -632,8 +632,15 @@ class LiveEngine:
             log.info("venue_healthy")
 
     def _check_journal(self) -> None:
-        """Lower to REDUCING while the journal does not keep up; clear when it does."""
+        """Lower to REDUCING while the journal does not keep up; clear when it does.
+
+        A committer that died of a bug records nothing more (each record fails at once,
+        so its backlog stays empty): that holds the condition for the rest of the term.
+        """
         committer = self._committer
+        if committer is not None and committer.died is not None:
+            self.gate.hold(JOURNAL_CONDITION, REDUCING)
+            return
         if committer is None or committer.backlog == 0:
             self._backlog_since = None
             self.gate.release(JOURNAL_CONDITION)

@@ -682,6 +682,9 @@ async def test_a_committer_that_dies_of_a_bug_fails_its_producers_and_stays_unhe
             assert isinstance(outcome, JournalUnavailableError), outcomes
             assert "committer died" in str(outcome)
         assert not committer.healthy
+        assert committer.died is not None
+        assert "RuntimeError: a bug in the undo" in str(committer.died)
+        assert committer.backlog == 0  # failed, not left waiting
         with pytest.raises(JournalUnavailableError, match="restart it"):
             await committer.enqueue([JournalEvent(kind=JournalKind.ORDER_NEW, body={"i": 9})])
     finally:
