@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -129,6 +130,30 @@ async def market_buys(port: int, *, lots: int, every_s: float, stop: asyncio.Eve
     finally:
         await other.close()
     return bought
+
+
+async def stir_quiet_book(port: int, stop: asyncio.Event, *, symbol: str = SYMBOL) -> None:
+    """Add and cancel a lot on the third bid level from the other account until ``stop``.
+
+    A book no agent trades in never changes, so the venue's depth stream stays silent, and
+    an engine that just took the lead has no new message to decide on: it waits for its
+    stale-stream resubscribe (15 s) before it quotes. Each add and cancel is one depth
+    update; nothing trades, and the best bid and ask stay where they were.
+    """
+    other = ccxt_binance(port, key=OTHER_KEY, secret=OTHER_SECRET)
+    try:
+        await other.load_markets()
+        least = Decimal(str(other.markets[symbol]["limits"]["cost"]["min"] or 0)) * 2
+        while not stop.is_set():
+            book = await other.fetch_order_book(symbol, 5)
+            price = book["bids"][2][0]
+            lots = max(1, math.ceil(least / Decimal(str(price)) / LOT))  # over min notional
+            order = await other.create_order(symbol, "limit", "buy", float(LOT * lots), price)
+            await other.cancel_order(order["id"], symbol)
+            with suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 0.5)
+    finally:
+        await other.close()
 
 
 async def admin(desk: Desk, action: str, **fields: Any) -> dict[str, Any]:

@@ -35,6 +35,7 @@ from tests.stubs.liquidation import (
     position_lots,
     request,
     start,
+    stir_quiet_book,
     venue_children,
     wait_children,
     write_liquidation_release,
@@ -58,12 +59,25 @@ def market(agents: float) -> Iterator[int]:
 
 
 @pytest.fixture
-async def desk(running_stack: Stack, dsn: str, market: int, tmp_path: Path) -> AsyncIterator[Desk]:
+async def desk(
+    running_stack: Stack, dsn: str, market: int, agents: float, tmp_path: Path
+) -> AsyncIterator[Desk]:
     release = write_liquidation_release(tmp_path)
-    async with running_desk(
-        running_stack.settings, home=tmp_path, dsn=dsn, market=market, release=release
-    ) as desk:
-        yield desk
+    stop = asyncio.Event()
+    # without agents the book is static: stir it until blue quotes (see stir_quiet_book)
+    stirring = asyncio.create_task(stir_quiet_book(market, stop)) if agents == 0 else None
+    try:
+        async with running_desk(
+            running_stack.settings, home=tmp_path, dsn=dsn, market=market, release=release
+        ) as desk:
+            stop.set()
+            if stirring is not None:
+                await stirring
+            yield desk
+    finally:
+        stop.set()
+        if stirring is not None and not stirring.done():
+            stirring.cancel()
 
 
 @pytest.fixture
