@@ -10,12 +10,13 @@ import json
 import os
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Final
+from typing import Final
 
 import numpy as np
 
 from engine.data.format import EventHeader, header_path
 from engine.dtypes import EVENT_DTYPE
+from engine.kernels.market_nb import write_event
 
 _HEADER_BYTES: Final = 512  # fixed, so the final count can be written over the placeholder
 
@@ -110,15 +111,7 @@ class EventRecorder:
         self, *, ts_ns: int, seq: int, symbol: int, kind: int, side: int, price: int, qty: int
     ) -> None:
         """Append one event."""
-        row: Any = self._buffer[self._used]
-        row["ts_ns"] = ts_ns
-        row["seq"] = seq
-        row["symbol"] = symbol
-        row["kind"] = kind
-        row["side"] = side
-        row["price"] = price
-        row["qty"] = qty
-        row["flags"] = 0
+        write_event(self._buffer, self._used, ts_ns, seq, symbol, kind, side, price, qty)
         self._used += 1
         if self._used == self._buffer.shape[0]:
             self.flush()
