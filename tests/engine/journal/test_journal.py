@@ -12,7 +12,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Literal
@@ -412,11 +412,16 @@ async def test_kill_9_of_a_pipelined_committer_keeps_acked_records_whole_and_in_
     assert [r["record"] for r in rows] == list(range(len(rows)))
 
 
-async def _until_failing(outages: OutageLog, within_s: float = 5.0) -> None:
+async def _until(holds: Callable[[], bool], *, what: str, within_s: float = 5.0) -> None:
+    """Poll ``holds`` every 20 ms; fail with ``what`` after ``within_s``."""
     deadline = time.monotonic() + within_s
-    while outages.failing_since is None:
-        assert time.monotonic() < deadline, "no write failed"
+    while not holds():
+        assert time.monotonic() < deadline, what
         await asyncio.sleep(0.02)
+
+
+async def _until_failing(outages: OutageLog) -> None:
+    await _until(lambda: outages.failing_since is not None, what="no write failed")
 
 
 async def test_an_outage_is_measured_from_the_first_failed_write_to_the_next_success(
@@ -555,15 +560,14 @@ async def _kill_backend(pool: asyncpg.Pool, connection: asyncpg.pool.PoolConnect
     """Terminate ``connection``'s server process, and wait until asyncpg has seen it go."""
     pid = connection.get_server_pid()
     assert await pool.fetchval("SELECT pg_terminate_backend($1)", pid)
-    deadline = time.monotonic() + 5
-    while True:  # asyncpg hands a lost connection back to its pool (the proxy detaches)
+
+    def gone() -> bool:
         try:
-            if connection.is_closed():
-                return
-        except asyncpg.InterfaceError:
-            return
-        assert time.monotonic() < deadline, "asyncpg never noticed the lost connection"
-        await asyncio.sleep(0.02)
+            return bool(connection.is_closed())
+        except asyncpg.InterfaceError:  # asyncpg handed it back to its pool (proxy detached)
+            return True
+
+    await _until(gone, what="asyncpg never noticed the lost connection")
 
 
 async def test_a_staged_batch_on_a_connection_the_server_killed_undoes_and_fails_cleanly(
