@@ -246,3 +246,23 @@ def quote_symbol(
     if _would_act(sym_i, s, 1, ask, qty, params[P_REQUOTE_TICKS], ts_ns):
         _maintain(book, sym_i, sym_f, positions, g, gf, limits, corr, params, intents,
                   s, 1, ask, qty, ts_ns)  # fmt: skip
+
+
+@kernel
+def accepted_iocs(intents: np.ndarray, count: int, out: np.ndarray) -> int:
+    """Copy the accepted IOC intents among the first ``count`` into ``out``; return how many.
+
+    Rows of ``out`` (int64, at least ``count`` rows) are ``(symbol, side, price, qty)``. Most
+    intents are quotes: filtering them in the live engine with numpy masks cost ~10 µs of
+    every decision, for none found.
+    """
+    n = 0
+    for k in range(count):
+        it = intents[k]
+        if it["deny_reason"] == ACCEPTED and it["order_type"] == ORDER_IOC:
+            out[n, 0] = it["symbol"]
+            out[n, 1] = it["side"]
+            out[n, 2] = it["price"]
+            out[n, 3] = it["qty"]
+            n += 1
+    return n

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from prometheus_client import REGISTRY
 
 from engine.dtypes import (
     ACTIVE,
@@ -16,6 +17,8 @@ from engine.dtypes import (
     empty_book_levels,
     empty_trades,
 )
+from engine.kernels.layout import G_DENY_BASE
+from engine.kernels.risk_nb import DENY_REASON_NAMES
 from engine.live.decide import LiveDecider
 from engine.live.release import Release
 
@@ -168,3 +171,20 @@ def test_a_position_past_its_stop_loss_yields_one_ioc_taker_to_close_it() -> Non
     (stop,) = d.decide(ACTIVE).takers
     assert (stop.symbol_id, stop.side, stop.qty_lots) == (0, SELL, 30)
     assert stop.price_ticks <= 6_000_000  # sells into the bid, however far it must go
+
+
+def _denials(reason: str) -> float:
+    value = REGISTRY.get_sample_value("bot4_engine_denials_total", {"reason": reason})
+    return value or 0.0
+
+
+def test_risk_denials_are_counted_by_reason_once_each() -> None:
+    d = decider()
+    before = {reason: _denials(reason) for reason in DENY_REASON_NAMES[1:]}
+    d.add_book_view(view(0, 6_000_000, 6_000_010))
+    d.decide(REDUCING)  # flat: neither quote reduces a position
+    d.decide(REDUCING)  # nothing new: nothing more counted
+    added = {reason: _denials(reason) - before[reason] for reason in before}
+    kernel = d.state.g[G_DENY_BASE + 1 : G_DENY_BASE + len(DENY_REASON_NAMES)].tolist()
+    assert added["not_reducing"] >= 2
+    assert list(added.values()) == kernel  # the metric follows the kernel's counters exactly
