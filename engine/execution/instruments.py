@@ -19,7 +19,7 @@ Two paths:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final
 
@@ -57,6 +57,9 @@ class Instrument:
     market_id: str
     tick_size: Decimal
     lot_size: Decimal
+    # the steps as floats, for the market-data kernels (converted once, not per message)
+    tick_float: float = field(init=False, repr=False, compare=False)
+    lot_float: float = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.tick_size <= 0 or self.lot_size <= 0:
@@ -64,6 +67,8 @@ class Instrument:
                 f"{self.symbol}: tick_size and lot_size must be > 0"
                 f" (got {self.tick_size}, {self.lot_size})"
             )
+        object.__setattr__(self, "tick_float", float(self.tick_size))
+        object.__setattr__(self, "lot_float", float(self.lot_size))
 
     def price_to_ticks(self, price: Decimal | str) -> int:
         """Return ``price`` in ticks. Raises OffGridError when off the tick grid."""

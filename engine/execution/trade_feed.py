@@ -23,14 +23,15 @@ from typing import Any, Final
 import numpy as np
 import structlog
 
-from engine.dtypes import ASK, BID, Trades, empty_trades
-from engine.errors import EngineError, TemporaryError
+from engine.dtypes import Trades, empty_trades
+from engine.errors import EngineError, OffGridError, TemporaryError
 from engine.execution import metrics
 from engine.execution.backoff import Backoff, BackoffPolicy
 from engine.execution.ccxt_time import mark_hand_over, restore_hand_over, timed
 from engine.execution.gateway import EndpointGroup, VenueGateway
-from engine.execution.instruments import Instrument, floats_to_units
+from engine.execution.instruments import Instrument
 from engine.execution.watchdog import StreamWatchdog
+from engine.kernels.market_nb import trade_records
 
 log = structlog.get_logger(__name__)
 
@@ -55,14 +56,22 @@ def trades_to_records(trades: Iterable[Mapping[str, Any]], instrument: Instrumen
     out = empty_trades(len(rows))
     if not rows:
         return out
-    out["ts_ns"] = np.array([int(t["timestamp"]) for t in rows], dtype=np.int64) * 1_000_000
-    out["symbol_id"] = instrument.symbol_id
-    out["side"] = np.array([BID if t["side"] == "buy" else ASK for t in rows], dtype=np.int8)
-    prices = np.array([float(t["price"]) for t in rows], dtype=np.float64)
-    amounts = np.array([float(t["amount"]) for t in rows], dtype=np.float64)
-    out["price_ticks"] = floats_to_units(prices, instrument.tick_size, field="trade price")
-    out["qty_lots"] = floats_to_units(amounts, instrument.lot_size, field="trade amount")
-    out["trade_id"] = np.array([int(t["id"]) for t in rows], dtype=np.int64)
+    # two flat lists and one kernel: a list, an array and a field write per column cost
+    # ~25 µs for a message of three trades
+    floats = np.array(
+        [(float(t["price"]), float(t["amount"]), 1.0 if t["side"] == "buy" else 0.0) for t in rows],
+        dtype=np.float64,
+    )
+    ints = np.array([(int(t["timestamp"]), int(t["id"])) for t in rows], dtype=np.int64)
+    bad = trade_records(floats, ints, instrument.symbol_id, instrument.tick_float,
+                        instrument.lot_float, out)  # fmt: skip
+    if bad >= 0:
+        row, column = divmod(bad, 2)
+        field, step = ("trade amount", instrument.lot_size) if column else (
+            "trade price", instrument.tick_size)  # fmt: skip
+        raise OffGridError(
+            f"{field}: {float(floats[row, column])!r} is not a multiple of the step {step}"
+        )
     return out
 
 

@@ -17,7 +17,7 @@ from typing import Final
 
 import numpy as np
 
-from engine.dtypes import BID, BOOK_DELTA, BUY, SELL, SNAPSHOT_BEGIN, SNAPSHOT_END, TRADE
+from engine.dtypes import ASK, BID, BOOK_DELTA, BUY, SELL, SNAPSHOT_BEGIN, SNAPSHOT_END, TRADE
 from engine.kernels._jit import inline_kernel, kernel
 
 # Tolerances of the float → units conversion (see engine.execution.instruments).
@@ -165,3 +165,30 @@ def trade_events(trades: np.ndarray, out: np.ndarray, start: int, seq: np.ndarra
         write_event(out, start + k, t["ts_ns"], seq[s], s, TRADE, t["side"],
                     t["price_ticks"], t["qty_lots"])  # fmt: skip
     return int(n)
+
+
+@kernel
+def trade_records(
+    floats: np.ndarray, ints: np.ndarray, symbol_id: int, tick: float, lot: float, out: np.ndarray
+) -> int:
+    """Fill ``out`` (PUBLIC_TRADE records) from a feed's columns; return the first bad row.
+
+    ``floats`` rows are ``(price, amount, 1.0 for a buy)``, ``ints`` rows ``(timestamp ms,
+    trade id)``. Returns -1 when every row is on the grid, else ``2 * row`` for an off-grid
+    price and ``2 * row + 1`` for an off-grid amount (the caller names it).
+    """
+    for i in range(floats.shape[0]):
+        ok, price = _on_grid(floats[i, 0], tick)
+        if not ok:
+            return 2 * i
+        ok, qty = _on_grid(floats[i, 1], lot)
+        if not ok:
+            return 2 * i + 1
+        r = out[i]
+        r["ts_ns"] = ints[i, 0] * 1_000_000
+        r["symbol_id"] = symbol_id
+        r["side"] = BID if floats[i, 2] == 1.0 else ASK
+        r["price_ticks"] = price
+        r["qty_lots"] = qty
+        r["trade_id"] = ints[i, 1]
+    return -1

@@ -92,8 +92,15 @@ def test_no_trades_become_an_empty_array():
 
 
 def test_off_grid_trade_price_is_refused():
-    with pytest.raises(OffGridError, match="trade price"):
+    with pytest.raises(OffGridError, match=r"trade price: 100\.015 "):
         trades_to_records([_trade(1, price=100.015)], BTC)
+
+
+@pytest.mark.parametrize("amount", [0.0025, float("nan"), float("inf")])
+def test_off_grid_trade_amount_is_refused_and_named(amount: float) -> None:
+    rows = [_trade(1), {**_trade(2), "amount": amount}]
+    with pytest.raises(OffGridError, match=f"trade amount: {amount!r} "):
+        trades_to_records(rows, BTC)
 
 
 async def test_gap_inside_the_live_stream_is_backfilled_before_the_batch():
