@@ -33,9 +33,9 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-from engine.dtypes import ASK, BID, BookLevels, empty_book_levels
+from engine.dtypes import BookLevels, empty_book_levels
 from engine.errors import InvalidMarketDataError, OffGridError
-from engine.execution.instruments import Instrument, floats_to_units
+from engine.execution.instruments import Instrument
 from engine.kernels.market_nb import (
     BOOK_CROSSED,
     BOOK_NON_POSITIVE_PRICE,
@@ -44,6 +44,7 @@ from engine.kernels.market_nb import (
     BOOK_UNSORTED,
     BOOK_UPDATE_ID_NOT_INCREASING,
     book_problem,
+    book_records,
 )
 
 # reasons a book view is rejected; also the `reason` label of the resync counter
@@ -111,18 +112,19 @@ def book_to_levels(
     bid_array, ask_array = _side_arrays(bids, depth), _side_arrays(asks, depth)
     n_bids = len(bid_array)
     out = empty_book_levels(n_bids + len(ask_array))
-    both = np.concatenate([bid_array, ask_array])
-    out["price_ticks"] = floats_to_units(
-        both[:, 0], instrument.tick_size, field=f"{instrument.symbol} price"
-    )
-    out["qty_lots"] = floats_to_units(
-        both[:, 1], instrument.lot_size, field=f"{instrument.symbol} quantity"
-    )
-    out["side"][:n_bids] = BID
-    out["side"][n_bids:] = ASK
-    out["ts_ns"] = ts_ns
-    out["symbol_id"] = instrument.symbol_id
-    out["update_id"] = update_id
+    # one kernel for the grid check and every field (a concatenation, two conversions and
+    # five field writes cost ~40 µs for a 20-level view)
+    bad = book_records(bid_array, ask_array, instrument.symbol_id, instrument.tick_float,
+                       instrument.lot_float, update_id, ts_ns, out)  # fmt: skip
+    if bad >= 0:
+        row, column = divmod(bad, 2)
+        level = bid_array[row] if row < n_bids else ask_array[row - n_bids]
+        field, step = (("quantity", instrument.lot_size) if column
+                       else ("price", instrument.tick_size))  # fmt: skip
+        raise OffGridError(
+            f"{instrument.symbol} {field}: {float(level[column])!r} is not a multiple of the"
+            f" step {step}"
+        )
     return out
 
 

@@ -192,3 +192,38 @@ def trade_records(
         r["qty_lots"] = qty
         r["trade_id"] = ints[i, 1]
     return -1
+
+
+@kernel
+def book_records(
+    bids: np.ndarray,
+    asks: np.ndarray,
+    symbol_id: int,
+    tick: float,
+    lot: float,
+    update_id: int,
+    ts_ns: int,
+    out: np.ndarray,
+) -> int:
+    """Fill ``out`` (BOOK_LEVEL records, bids first) from ``[price, amount]`` rows.
+
+    Returns -1 when every level is on the grid, else ``2 * row`` (off-grid price) or
+    ``2 * row + 1`` (off-grid amount), ``row`` counting the bids first, then the asks.
+    """
+    n_bids = bids.shape[0]
+    for i in range(n_bids + asks.shape[0]):
+        level = bids[i] if i < n_bids else asks[i - n_bids]
+        ok, price = _on_grid(level[0], tick)
+        if not ok:
+            return 2 * i
+        ok, qty = _on_grid(level[1], lot)
+        if not ok:
+            return 2 * i + 1
+        r = out[i]
+        r["ts_ns"] = ts_ns
+        r["symbol_id"] = symbol_id
+        r["side"] = BID if i < n_bids else ASK
+        r["price_ticks"] = price
+        r["qty_lots"] = qty
+        r["update_id"] = update_id
+    return -1

@@ -2,13 +2,14 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
 from decimal import Decimal
 
 import ccxt
 import pytest
 
 from engine.dtypes import ASK, BID, BookLevels
-from engine.errors import OperationalError
+from engine.errors import OffGridError, OperationalError
 from engine.execution.backoff import BackoffPolicy
 from engine.execution.book import book_to_levels, checked_levels, integrity_problem
 from engine.execution.book_feed import BookFeed, BookFeedConfig, BookStatus
@@ -45,6 +46,19 @@ def test_book_view_becomes_records_in_ticks_and_lots():
     assert levels["qty_lots"].tolist() == [1500, 2000, 500, 1000]
     assert set(levels["update_id"].tolist()) == {42}
     assert set(levels["symbol_id"].tolist()) == {3}
+
+
+@pytest.mark.parametrize(
+    ("bids", "asks", "message"),
+    [
+        ([[100.005, 1.0]], [[100.02, 1.0]], "BTC/USDT price: 100.005 "),
+        ([[100.0, 1.0]], [[100.02, 1.0], [100.03, 0.0005]], "BTC/USDT quantity: 0.0005 "),
+        ([[100.0, 1.0]], [[float("inf"), 1.0]], "BTC/USDT price: inf "),
+    ],
+)
+def test_an_off_grid_level_is_named_with_its_side_value(bids, asks, message):
+    with pytest.raises(OffGridError, match=re.escape(message)):
+        book_to_levels(bids, asks, instrument=BTC, depth=20, update_id=1, ts_ns=0)
 
 
 def test_depth_limits_the_levels_per_side():
