@@ -11,6 +11,7 @@ import contextlib
 import random
 import time
 from collections.abc import AsyncIterator, Callable
+from typing import Final
 
 import structlog
 from aiohttp import web
@@ -24,6 +25,8 @@ from infra.exchange_sim.market import LivingMarket
 from infra.exchange_sim.metrics import METRICS_KEY, SimMetrics, make_metrics_middleware
 from infra.exchange_sim.streams import Hub, make_ws_handler
 from infra.exchange_sim.venue import Venue
+
+MARKET_KEY: Final = web.AppKey("market", LivingMarket)
 
 log = structlog.get_logger(__name__)
 
@@ -111,6 +114,7 @@ def build_app(config: SimConfig, *, clock: Callable[[], int] = wall_clock_ms) ->
     market = LivingMarket(venue, seed=config.seed, orders_per_s=config.agent_orders_per_s)
     market.ensure_agents()
     app[VENUE_KEY] = venue
+    app[MARKET_KEY] = market
     app[METRICS_KEY] = SimMetrics(venue.faults)
     app[AUTH_KEY] = Authenticator(config.accounts, max_recv_window_ms=config.max_recv_window_ms)
     app[LIMITER_KEY] = WeightLimiter(config.weight_limit_per_minute)
@@ -160,6 +164,11 @@ class RunningSim:
     def venue(self) -> Venue:
         """The running venue."""
         return self.app[VENUE_KEY]
+
+    @property
+    def market(self) -> LivingMarket:
+        """The background agents (their ``orders_per_s`` may be changed while running)."""
+        return self.app[MARKET_KEY]
 
     async def start(self) -> None:
         """Bind and serve."""

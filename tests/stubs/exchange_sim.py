@@ -7,6 +7,8 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -163,3 +165,19 @@ class ThreadedSim:
     def base_url(self) -> str:
         """The simulator's HTTP base URL."""
         return f"http://127.0.0.1:{self.config.port}"
+
+    @contextmanager
+    def agents_paused(self) -> Iterator[None]:
+        """Stop the background agents acting for the block (the book stays as it is).
+
+        Their rate is read on each market step of the server's thread: one float written
+        here is enough, and the rate they had comes back after the block.
+        """
+        assert self._sim is not None, "the simulator is not running"
+        market = self._sim.market
+        rate = market.orders_per_s
+        market.orders_per_s = 0.0
+        try:
+            yield
+        finally:
+            market.orders_per_s = rate

@@ -33,9 +33,14 @@ pytestmark = pytest.mark.timeout(300)
 
 
 @pytest.fixture
-def market() -> Iterator[int]:
-    with ThreadedSim(sim_config(agent_orders_per_s=60.0)) as sim:
-        yield sim.config.port
+def sim() -> Iterator[ThreadedSim]:
+    with ThreadedSim(sim_config(agent_orders_per_s=60.0)) as running:
+        yield running
+
+
+@pytest.fixture
+def market(sim: ThreadedSim) -> int:
+    return sim.config.port
 
 
 @pytest.fixture
@@ -48,9 +53,9 @@ async def desk(running_stack: Stack, dsn: str, market: int, tmp_path: Path) -> A
 
 
 async def test_a_stop_with_liquidate_halts_then_unwinds_after_a_second_operator_approves(
-    desk: Desk, market: int, dsn: str
+    desk: Desk, sim: ThreadedSim, market: int, dsn: str
 ) -> None:
-    await build_long(desk, market, 150, freeze=False)
+    await build_long(desk, market, 150, freeze=False, sim=sim)
     settings = desk.settings
     client = await Client.connect(
         settings.temporal.effective_address(), namespace=settings.temporal.namespace

@@ -53,9 +53,14 @@ def agents() -> float:
 
 
 @pytest.fixture
-def market(agents: float) -> Iterator[int]:
-    with ThreadedSim(sim_config(agent_orders_per_s=agents)) as sim:
-        yield sim.config.port
+def sim(agents: float) -> Iterator[ThreadedSim]:
+    with ThreadedSim(sim_config(agent_orders_per_s=agents)) as running:
+        yield running
+
+
+@pytest.fixture
+def market(sim: ThreadedSim) -> int:
+    return sim.config.port
 
 
 @pytest.fixture
@@ -88,11 +93,11 @@ async def venue(market: int) -> AsyncIterator[Any]:
 
 
 async def test_liquidation_unwinds_to_flat_in_children_of_the_leader(
-    desk: Desk, market: int, venue: Any
+    desk: Desk, sim: ThreadedSim, market: int, venue: Any
 ) -> None:
     # the workflow's reduce step freezes it; until then the agents may lift blue's 100-lot
     # ask: 300 lots, so a jump or two before the freeze still leaves a position to unwind
-    await build_long(desk, market, 300, freeze=False)
+    await build_long(desk, market, 300, freeze=False, sim=sim)
 
     async with liquidation_worker(desk) as (client, task_queue):
         handle = await start(client, request(), task_queue)
@@ -122,9 +127,9 @@ async def test_liquidation_unwinds_to_flat_in_children_of_the_leader(
 
 
 async def test_worker_killed_mid_unwind_resumes_and_ends_flat_without_repeating_a_child(
-    desk: Desk, market: int, venue: Any, tmp_path: Path
+    desk: Desk, sim: ThreadedSim, market: int, venue: Any, tmp_path: Path
 ) -> None:
-    start_lots = await build_long(desk, market, 300)
+    start_lots = await build_long(desk, market, 300, sim=sim)
     client = await Client.connect(
         desk.settings.temporal.effective_address(), namespace=desk.settings.temporal.namespace
     )
@@ -164,9 +169,9 @@ async def unwind_attempts(handle: Any) -> int:
 
 
 async def test_engine_killed_mid_unwind_recovers_the_children_and_ends_flat(
-    desk: Desk, market: int, venue: Any, tmp_path: Path
+    desk: Desk, sim: ThreadedSim, market: int, venue: Any, tmp_path: Path
 ) -> None:
-    start_lots = await build_long(desk, market, 300)
+    start_lots = await build_long(desk, market, 300, sim=sim)
     (release,) = await asyncio.to_thread(lambda: list(tmp_path.glob("release-*.json")))
 
     async with liquidation_worker(desk) as (client, task_queue):
@@ -206,9 +211,9 @@ def _reaped(pid: int) -> bool:
 
 @pytest.mark.parametrize("agents", [0.0])
 async def test_thin_book_participation_cap_and_band_hold_and_deadline_reports_the_rest(
-    desk: Desk, market: int, venue: Any
+    desk: Desk, sim: ThreadedSim, market: int, venue: Any
 ) -> None:
-    start_lots = await build_long(desk, market, 200)  # reduced: only the LPs' quotes rest
+    start_lots = await build_long(desk, market, 200, sim=sim)  # reduced: only the LPs' quotes rest
     book = await venue.rest.exchange.fetch_order_book(SYMBOL, 5)
     mid0 = (Decimal(repr(book["bids"][0][0])) + Decimal(repr(book["asks"][0][0]))) / 2
     stop = asyncio.Event()
@@ -246,9 +251,9 @@ async def test_thin_book_participation_cap_and_band_hold_and_deadline_reports_th
 
 @pytest.mark.parametrize("agents", [0.0])
 async def test_band_tighter_than_the_book_sends_nothing_and_reports_everything_remaining(
-    desk: Desk, market: int, venue: Any
+    desk: Desk, sim: ThreadedSim, market: int, venue: Any
 ) -> None:
-    start_lots = await build_long(desk, market, 100)
+    start_lots = await build_long(desk, market, 100, sim=sim)
 
     async with liquidation_worker(desk) as (client, task_queue):
         # the LPs' best bid sits ~2 bps under mid (ours left with reduce): 1 bps allows nothing
@@ -287,9 +292,9 @@ async def _waiting(handle: Any) -> bool:
 
 
 async def test_child_order_is_idempotent_by_client_id_and_never_grows_the_position(
-    desk: Desk, market: int, venue: Any
+    desk: Desk, sim: ThreadedSim, market: int, venue: Any
 ) -> None:
-    held = await build_long(desk, market, 60)
+    held = await build_long(desk, market, 60, sim=sim)
     book = await venue.rest.exchange.fetch_order_book(SYMBOL, 5)
     floor = str(Decimal(repr(book["bids"][0][0])) - Decimal(50))
     child = {"client_order_id": "liq-test-1", "symbol": SYMBOL, "side": "sell",
