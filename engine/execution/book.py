@@ -35,7 +35,7 @@ import numpy.typing as npt
 
 from engine.dtypes import BookLevels, empty_book_levels
 from engine.errors import InvalidMarketDataError, OffGridError
-from engine.execution.instruments import Instrument
+from engine.execution.instruments import Instrument, off_grid_error
 from engine.kernels.market_nb import (
     BOOK_CROSSED,
     BOOK_NON_POSITIVE_PRICE,
@@ -117,14 +117,10 @@ def book_to_levels(
     bad = book_records(bid_array, ask_array, instrument.symbol_id, instrument.tick_float,
                        instrument.lot_float, update_id, ts_ns, out)  # fmt: skip
     if bad >= 0:
-        row, column = divmod(bad, 2)
-        level = bid_array[row] if row < n_bids else ask_array[row - n_bids]
-        field, step = (("quantity", instrument.lot_size) if column
-                       else ("price", instrument.tick_size))  # fmt: skip
-        raise OffGridError(
-            f"{instrument.symbol} {field}: {float(level[column])!r} is not a multiple of the"
-            f" step {step}"
-        )
+        raise off_grid_error(
+            instrument, bad, np.concatenate([bid_array, ask_array]),
+            fields=(f"{instrument.symbol} price", f"{instrument.symbol} quantity"),
+        )  # fmt: skip
     return out
 
 

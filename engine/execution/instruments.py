@@ -10,10 +10,13 @@ Two paths:
 
 * :func:`to_units` / :func:`from_units`: exact, with :class:`~decimal.Decimal` (orders,
   fills, balances: the journal and the venue edge).
-* :func:`floats_to_units`: vectorised for market data. A float parsed from a decimal
-  string is the nearest double, so ``value / step`` lands within a few ulps of an integer
-  when the decimal was on the grid; anything further than :data:`FLOAT_GRID_TOLERANCE`
-  of a unit from an integer is off the grid.
+* floats, for market data: a float parsed from a decimal string is the nearest double, so
+  ``value / step`` lands within a few ulps of an integer when the decimal was on the
+  grid; anything further than :data:`FLOAT_GRID_TOLERANCE` of a unit from an integer is
+  off the grid. The feeds convert whole messages with the kernels of
+  :mod:`engine.kernels.market_nb` (``trade_records``, ``book_records``) and name a refused
+  value with :func:`off_grid_error`; :func:`floats_to_units` is the same rule for one
+  array.
 """
 
 from __future__ import annotations
@@ -161,3 +164,17 @@ def floats_to_units(
     if bad >= 0:
         raise OffGridError(f"{field}: {float(floats[bad])!r} is not a multiple of the step {step}")
     return units
+
+
+def off_grid_error(
+    instrument: Instrument, bad: int, rows: npt.NDArray[np.float64], *, fields: tuple[str, str]
+) -> OffGridError:
+    """Name the value a grid kernel refused.
+
+    ``bad`` is the kernel's ``2 * row + column`` into ``rows`` (``[price, amount, ...]``
+    each); ``fields`` names the price and the amount column in the message.
+    """
+    row, column = divmod(bad, 2)
+    step = instrument.lot_size if column else instrument.tick_size
+    value = float(rows[row, column])
+    return OffGridError(f"{fields[column]}: {value!r} is not a multiple of the step {step}")

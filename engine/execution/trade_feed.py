@@ -24,12 +24,12 @@ import numpy as np
 import structlog
 
 from engine.dtypes import Trades, empty_trades
-from engine.errors import EngineError, OffGridError, TemporaryError
+from engine.errors import EngineError, TemporaryError
 from engine.execution import metrics
 from engine.execution.backoff import Backoff, BackoffPolicy
 from engine.execution.ccxt_time import mark_hand_over, restore_hand_over, timed
 from engine.execution.gateway import EndpointGroup, VenueGateway
-from engine.execution.instruments import Instrument
+from engine.execution.instruments import Instrument, off_grid_error
 from engine.execution.watchdog import StreamWatchdog
 from engine.kernels.market_nb import trade_records
 
@@ -66,12 +66,7 @@ def trades_to_records(trades: Iterable[Mapping[str, Any]], instrument: Instrumen
     bad = trade_records(floats, ints, instrument.symbol_id, instrument.tick_float,
                         instrument.lot_float, out)  # fmt: skip
     if bad >= 0:
-        row, column = divmod(bad, 2)
-        field, step = ("trade amount", instrument.lot_size) if column else (
-            "trade price", instrument.tick_size)  # fmt: skip
-        raise OffGridError(
-            f"{field}: {float(floats[row, column])!r} is not a multiple of the step {step}"
-        )
+        raise off_grid_error(instrument, bad, floats, fields=("trade price", "trade amount"))
     return out
 
 

@@ -62,6 +62,7 @@ from engine.replay.state import EngineState
 DEFAULT_BUFFER_EVENTS: Final = 65_536
 INTENT_LOG: Final = 4_096
 FILL_LOG: Final = 1_024
+_QUOTE_COLUMNS: Final = [SI_Q_PX, SI_Q_PX + 1, SI_Q_QTY, SI_Q_QTY + 1]  # bid, ask price; qty
 
 
 class Quote(NamedTuple):
@@ -128,7 +129,6 @@ class LiveDecider:
         self._pending = 0
         self._denials_seen = [0.0] * (len(DENY_REASON_NAMES) - 1)
         self._takers = np.zeros((INTENT_LOG, 4), dtype=np.int64)  # accepted_iocs' output
-        self._quote_columns = [SI_Q_PX, SI_Q_PX + 1, SI_Q_QTY, SI_Q_QTY + 1]  # bid, ask
         self._seq = np.zeros(n, dtype=np.int64)
         self._oldest_receive_ns = 0
         self.events_decided = 0
@@ -268,7 +268,7 @@ class LiveDecider:
         si = self.state.sym_i
         halted = int(self.state.g[G_TRADING_STATE]) >= HALTED
         # the four columns read at once: element reads of a 2-D array cost ~0.5 µs each
-        rows = si[:, self._quote_columns].tolist()
+        rows = si[:, _QUOTE_COLUMNS].tolist()
         out = []
         for s, (bid_px, ask_px, bid_wanted, ask_wanted) in enumerate(rows):
             bid_qty, ask_qty = (0, 0) if halted else (bid_wanted, ask_wanted)
