@@ -36,15 +36,27 @@ async def test_watch_order_book_stays_in_sync_with_rest_depth(pro: Any, client: 
     assert [list(level) for level in book["asks"]] == [list(level) for level in rest["asks"]]
 
 
-async def test_watch_orders_and_balance_through_websocket_api(pro: Any, client: Any) -> None:
+async def user_stream_subscribed(sim: RunningSim, account: str = "demo") -> None:
+    """Wait until the simulator has ``account``'s user data subscription (an order placed
+    before it lands is never streamed, and a fixed pause lost that race on a loaded CI)."""
+    for _ in range(200):
+        if sim.venue.hub.has_user(account):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"no user data subscription of {account!r} within 10 s")
+
+
+async def test_watch_orders_and_balance_through_websocket_api(
+    sim: RunningSim, pro: Any, client: Any
+) -> None:
     watching = asyncio.ensure_future(pro.watch_orders(BTC))
-    await asyncio.sleep(0.2)  # let the subscription land before the order
+    await user_stream_subscribed(sim)
     placed = await client.create_order(BTC, "limit", "buy", 0.01, 50_000)
     orders = await asyncio.wait_for(watching, 10)
     assert orders[-1]["id"] == placed["id"]
     assert orders[-1]["status"] == "open"
     balance_watch = asyncio.ensure_future(pro.watch_balance())
-    await asyncio.sleep(0.2)
+    await asyncio.sleep(0.2)  # let watch_balance register (the connection is already subscribed)
     await client.cancel_order(placed["id"], BTC)
     balance = await asyncio.wait_for(balance_watch, 10)
     assert balance["USDT"]["used"] == 0
