@@ -38,6 +38,7 @@ log = structlog.get_logger(__name__)
 class _Pending:
     events: Sequence[JournalEvent]
     fills: Sequence[FillRecord]
+    queued_at: float  # monotonic: when the producer handed it over
     done: asyncio.Future[None] = field(default_factory=asyncio.Future)
 
 
@@ -96,13 +97,17 @@ class GroupCommitter:
         self.max_batch = max_batch
         self.max_backoff_s = max_backoff_s
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue(maxsize=max_queue)
+        # when each queued record was handed to us, in queue order (the head's age says
+        # whether the writer keeps up; how many wait says little at a steady trickle)
+        self._queued_at: deque[float] = deque()
         self._task: asyncio.Task[None] | None = None
         self._fenced: FencedError | None = None
         self._abandoned: Exception | None = None
         self._died: JournalUnavailableError | None = None  # the writer task failed: a bug
         self._failing = False  # the last attempt failed and is being retried
-        # when each batch under way was taken (oldest first; at most two overlap)
-        self._writing_since: deque[float] = deque()
+        # each batch under way (oldest first; at most two overlap): when it was taken, and
+        # when its oldest record was handed over
+        self._writing: deque[tuple[float, float]] = deque()
         self.slow_write_s = slow_write_s
         self._monotonic = monotonic
         self.outages = OutageLog(wall=wall, monotonic=monotonic) if outages is None else outages
@@ -114,19 +119,35 @@ class GroupCommitter:
 
     @property
     def backlog(self) -> int:
-        """Records waiting to be written (the engine lowers its state when this grows)."""
+        """Records waiting to be written."""
         return self._queue.qsize()
+
+    @property
+    def oldest_wait_s(self) -> float:
+        """Seconds the oldest record not yet committed has waited (0: every one is).
+
+        The engine lowers its state when this grows: a busy journal always has a few
+        fresh records queued behind the write under way, a journal that does not keep up
+        has old ones.
+        """
+        if self._writing:
+            oldest = self._writing[0][1]
+        elif self._queued_at:
+            oldest = self._queued_at[0]
+        else:
+            return 0.0
+        return self._monotonic() - oldest
 
     @property
     def healthy(self) -> bool:
         """Whether records commit promptly: no failing or hung write, short queue, no fence."""
-        writing = self._writing_since
+        writing = self._writing
         return (
             not self._failing
             and self._fenced is None
             and self._died is None
             and self.backlog < self.max_batch
-            and (not writing or self._monotonic() - writing[0] < self.slow_write_s)
+            and (not writing or self._monotonic() - writing[0][0] < self.slow_write_s)
         )
 
     @property
@@ -218,8 +239,10 @@ class GroupCommitter:
             raise self._fenced
         if self._died is not None:
             raise self._died
-        pending = _Pending(events=events, fills=fills)
+        # a wait for room in a full queue counts as waiting too
+        pending = _Pending(events=events, fills=fills, queued_at=self._monotonic())
         await self._queue.put(pending)
+        self._queued_at.append(pending.queued_at)  # no await since the put: in queue order
         return pending.done
 
     async def _run(self) -> None:
@@ -235,7 +258,7 @@ class GroupCommitter:
         try:
             while True:
                 batch = await self._take()
-                self._writing_since.append(self._monotonic())
+                self._writing.append((self._monotonic(), batch.pending[0].queued_at))
                 staged = await self._stage(batch)
                 if committing is not None:
                     self.overlapped += staged is not None and not committing.done()
@@ -269,9 +292,10 @@ class GroupCommitter:
     async def _take(self) -> _Batch:
         """Wait for a record, then take what else is queued, up to ``max_batch`` facts."""
         batch = [await self._queue.get()]
+        self._queued_at.popleft()
         size = len(batch[0].events) + len(batch[0].fills)
         while size < self.max_batch and not self._queue.empty():
-            item = self._queue.get_nowait()
+            item = self._next_nowait()
             batch.append(item)
             size += len(item.events) + len(item.fills)
         return _Batch.of(batch)
@@ -317,7 +341,7 @@ class GroupCommitter:
 
     def _finished(self, batch: _Batch) -> None:
         """Account for a batch whose producers were told how it ended."""
-        self._writing_since.popleft()
+        self._writing.popleft()
         for _ in batch.pending:
             self._queue.task_done()
 
@@ -387,9 +411,13 @@ class GroupCommitter:
     def _drain(self, error: Exception) -> None:
         """Fail everything still queued: a fenced engine records nothing more."""
         while not self._queue.empty():
-            pending = self._queue.get_nowait()
-            _settle(pending, error)
+            _settle(self._next_nowait(), error)
             self._queue.task_done()
+
+    def _next_nowait(self) -> _Pending:
+        """Take the next queued record (the queue must not be empty)."""
+        self._queued_at.popleft()
+        return self._queue.get_nowait()
 
 
 def _settle(pending: _Pending, error: Exception | None) -> None:

@@ -68,7 +68,10 @@ class EngineProcess:
             if status is not None and predicate(status):
                 return status
             await asyncio.sleep(0.2)
-        raise AssertionError(f"engine never reached: {what}; last {await self.status()}")
+        # the status names the conditions holding the state down; the log, what happened
+        raise AssertionError(
+            f"engine never reached: {what}; last {await self.status()}\n{self.tail()}"
+        )
 
     def tail(self) -> str:
         self.log.flush()

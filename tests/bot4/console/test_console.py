@@ -61,6 +61,9 @@ async def test_sign_in_shows_the_apis_refusal_then_admits_a_key(
 
 
 async def test_overview_shows_the_live_engine_and_charts_it(desk: Desk, sign_in: SignIn) -> None:
+    # the engine's own word first: when it is not ACTIVE, this names the condition why
+    await desk.engine.wait_for(lambda s: s["trading_state"] == "ACTIVE", within=30,
+                               what="trading state ACTIVE")  # fmt: skip
     page = await sign_in("alice")
     card = page.get_by_test_id("engine-blue")
     await expect(card.get_by_test_id("trading-state")).to_have_text("ACTIVE")

@@ -274,6 +274,34 @@ async def test_committer_is_unhealthy_while_a_write_hangs_and_healthy_after(
         await committer.stop()
 
 
+async def test_journal_lag_is_the_age_of_the_oldest_record_not_yet_committed(
+    pool: asyncpg.Pool,
+) -> None:
+    """The record of a write under way counts, not just the queue: a fresh record queued
+    behind a hung write must not make the journal look 1 s behind when it is 4 s behind."""
+    epoch = await leader(pool, "blue")
+    now = [100.0]
+    committer = GroupCommitter(
+        Journal(pool, instance="blue"), epoch=lambda: epoch, monotonic=lambda: now[0]
+    )
+    committer.start()
+    try:
+        assert committer.oldest_wait_s == 0.0
+        async with pool.acquire() as blocker, blocker.transaction():
+            await blocker.execute("LOCK TABLE journal_events IN ACCESS EXCLUSIVE MODE")
+            first = await committer.enqueue([JournalEvent(kind=JournalKind.ORDER_NEW, body={})])
+            await _until(lambda: committer.backlog == 0, what="never taken")  # hung on the lock
+            now[0] = 103.0
+            second = await committer.enqueue([JournalEvent(kind=JournalKind.ORDER_ACKED, body={})])
+            now[0] = 104.0
+            assert committer.backlog == 1
+            assert committer.oldest_wait_s == 4.0
+        await asyncio.wait_for(asyncio.gather(first, second), timeout=10)
+        assert committer.oldest_wait_s == 0.0
+    finally:
+        await committer.stop()
+
+
 class _FailsOnce(Journal):
     """The real journal, but its first write raises an error no class of ours expects.
 
