@@ -8,7 +8,10 @@ exchange simulator as its own process with background agents trading (so books m
 our quotes get filled). Everything is stopped at the end, also on Ctrl-C or an error.
 The servers stand in for other machines, so they run ``SCHED_BATCH`` (their wake-ups do
 not preempt the engine; ``--servers-preempt`` keeps them on the normal policy, and the
-report's ``servers_sched_batch`` says which applied).
+report's ``servers_sched_batch`` says which applied), and while the engine trades they
+run on the last CPU and the engine on the others, as a production engine has its cores
+to itself (``--share-cores`` lets them share; the report's ``engine_cpus`` says which
+applied). The journal phases run on the whole machine.
 
 **Trading phase.** One :class:`LiveEngine` runs in this process (no safety thread), leads,
 quotes the release below and is measured for ``--minutes`` after a short warm-up:
@@ -69,7 +72,7 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Final
 
@@ -148,11 +151,7 @@ def _server_threads(postgres: PostgresPair, simulator: ExchangeSimServer) -> lis
     for component in postgres.nodes:
         postmaster = int((component.node.data_dir / "postmaster.pid").read_text().split()[0])
         processes += [postmaster, *child_pids(postmaster)]
-    threads = []
-    for pid in processes:
-        with contextlib.suppress(FileNotFoundError):  # a backend that ended meanwhile
-            threads += [int(task.name) for task in Path(f"/proc/{pid}/task").iterdir()]
-    return threads
+    return [tid for pid in processes for tid in _process_threads(pid)]
 
 
 def yield_to_the_engine(postgres: PostgresPair, simulator: ExchangeSimServer) -> bool:
@@ -176,6 +175,49 @@ def yield_to_the_engine(postgres: PostgresPair, simulator: ExchangeSimServer) ->
         _say(f"servers keep the normal scheduling policy ({e}); expect more preemption")
         return False
     return True
+
+
+def _process_threads(pid: int | str) -> list[int]:
+    with contextlib.suppress(FileNotFoundError):  # a process that ended meanwhile
+        return [int(task.name) for task in Path(f"/proc/{pid}/task").iterdir()]
+    return []
+
+
+def give_the_engine_its_cores(
+    postgres: PostgresPair, simulator: ExchangeSimServer
+) -> list[int] | None:
+    """Pin the servers to the last CPU and this process (the engine) to the others.
+
+    The servers stand in for other machines; with the engine alone on its core, a burst
+    of its own orders (each waking the simulator and PostgreSQL) no longer queues the
+    engine behind them at the next scheduler tick. Backends the postmasters fork later
+    inherit the pinning. Return the engine's CPUs; None (and say so) with fewer than two
+    CPUs or where the system refuses.
+    """
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        _say("one CPU: the engine shares it with the servers")
+        return None
+    engine_cpus, server_cpus = set(cpus[:-1]), {cpus[-1]}
+    try:
+        for tid in _server_threads(postgres, simulator):
+            with contextlib.suppress(ProcessLookupError):
+                os.sched_setaffinity(tid, server_cpus)
+        for tid in _process_threads("self"):
+            os.sched_setaffinity(tid, engine_cpus)
+    except OSError as e:
+        _say(f"the servers share the engine's CPUs ({e})")
+        share_the_cores(postgres, simulator)
+        return None
+    return sorted(engine_cpus)
+
+
+def share_the_cores(postgres: PostgresPair, simulator: ExchangeSimServer) -> None:
+    """Let the servers and this process run on every CPU again (undoes the pinning)."""
+    everything = set(range(os.cpu_count() or 1))
+    for tid in [*_server_threads(postgres, simulator), *_process_threads("self")]:
+        with contextlib.suppress(OSError):  # ended meanwhile, or never pinned
+            os.sched_setaffinity(tid, everything)
 
 
 @contextlib.contextmanager
@@ -426,9 +468,12 @@ async def measure_journal(dsn: str, *, seconds: float, producers: int, batch: in
 # --- entry point ------------------------------------------------------------------------
 
 
-async def _measure(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
+async def _measure(
+    settings: Settings, args: argparse.Namespace, after_trading: Callable[[], None]
+) -> dict[str, Any]:
     report: dict[str, Any] = {}
     report.update(await measure_trading(settings, args.minutes))
+    after_trading()  # the journal phases measure the database on the whole machine
     for producers, prefix in (
         (args.producers, "journal_"),
         (args.light_producers, "journal_light_"),
@@ -464,6 +509,9 @@ def main() -> None:
     parser.add_argument("--servers-preempt", action="store_true",
                         help="leave PostgreSQL and the simulator on the normal scheduling"
                              " policy (they then preempt the engine on wake-up)")  # fmt: skip
+    parser.add_argument("--share-cores", action="store_true",
+                        help="let the servers share the engine's CPUs while it trades"
+                             " (default: the servers get the last CPU)")  # fmt: skip
     parser.add_argument("--journal-seconds", type=float, default=15.0)
     parser.add_argument("--producers", type=int, default=1024,
                         help="journal recorders of the capacity phase")  # fmt: skip
@@ -483,9 +531,13 @@ def main() -> None:
             report["servers_sched_batch"] = not args.servers_preempt and yield_to_the_engine(
                 postgres, simulator
             )
+            report["engine_cpus"] = (
+                None if args.share_cores else give_the_engine_its_cores(postgres, simulator)
+            )
             # the engine's structured logs go to the bench home's log/, as in production
             configure_logging(log_dir=settings.home / "log", level=logging.INFO)
-            report.update(asyncio.run(_measure(settings, args)))
+            report.update(asyncio.run(_measure(
+                settings, args, lambda: share_the_cores(postgres, simulator))))  # fmt: skip
     except KeyboardInterrupt:
         _say("interrupted; servers stopped")
         raise SystemExit(130) from None
