@@ -23,6 +23,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import asyncpg
 import structlog
@@ -32,6 +33,7 @@ from engine.journal.tracking import AckLog, Acknowledged, OutageLog
 from engine.journal.writer import FencedError, Journal, JournalUnavailableError, StagedBatch
 
 log = structlog.get_logger(__name__)
+_T = TypeVar("_T")
 
 
 @dataclass(kw_only=True, slots=True)
@@ -130,24 +132,20 @@ class GroupCommitter:
         fresh records queued behind the write under way, a journal that does not keep up
         has old ones.
         """
-        if self._writing:
-            oldest = self._writing[0][1]
-        elif self._queued_at:
-            oldest = self._queued_at[0]
-        else:
-            return 0.0
-        return self._monotonic() - oldest
+        writing = _first(self._writing)
+        oldest = writing[1] if writing is not None else _first(self._queued_at)
+        return 0.0 if oldest is None else self._monotonic() - oldest
 
     @property
     def healthy(self) -> bool:
         """Whether records commit promptly: no failing or hung write, short queue, no fence."""
-        writing = self._writing
+        writing = _first(self._writing)
         return (
             not self._failing
             and self._fenced is None
             and self._died is None
             and self.backlog < self.max_batch
-            and (not writing or self._monotonic() - writing[0][0] < self.slow_write_s)
+            and (writing is None or self._monotonic() - writing[0] < self.slow_write_s)
         )
 
     @property
@@ -418,6 +416,18 @@ class GroupCommitter:
         """Take the next queued record (the queue must not be empty)."""
         self._queued_at.popleft()
         return self._queue.get_nowait()
+
+
+def _first(items: deque[_T]) -> _T | None:
+    """Return the first item, or None.
+
+    Safe while the loop's thread empties the deque: ``/status`` reads the committer from
+    the engine's safety thread.
+    """
+    try:
+        return items[0]
+    except IndexError:
+        return None
 
 
 def _settle(pending: _Pending, error: Exception | None) -> None:
