@@ -644,10 +644,10 @@ class LiveEngine:
         """Lower to REDUCING while the journal does not keep up; clear when it does.
 
         Not keeping up means a record has waited more than :data:`JOURNAL_WAIT_LIMIT_S`
-        to be written. A backlog that was merely never empty when looked at is not that:
-        a trading engine always has fresh records queued behind the write under way, and
-        on a loaded machine (commits of 100-400 ms) that held the engine REDUCING while
-        every record was written within half a second.
+        to be committed. A backlog that was merely never empty when looked at is not
+        that: a trading engine always has fresh records queued behind the write under
+        way, and on a loaded machine (commits of 100-400 ms) such a backlog could hold the
+        engine REDUCING while every record was committed within half a second.
 
         A committer that died of a bug records nothing more (each record fails at once,
         so nothing waits): that holds the condition for the rest of the term.
