@@ -15,8 +15,7 @@ Two paths:
   grid; anything further than :data:`FLOAT_GRID_TOLERANCE` of a unit from an integer is
   off the grid. The feeds convert whole messages with the kernels of
   :mod:`engine.kernels.market_nb` (``trade_records``, ``book_records``) and name a refused
-  value with :func:`off_grid_error`; :func:`floats_to_units` is the same rule for one
-  array.
+  value with :func:`off_grid_error`.
 """
 
 from __future__ import annotations
@@ -30,7 +29,7 @@ import numpy as np
 import numpy.typing as npt
 
 from engine.errors import OffGridError
-from engine.kernels.market_nb import GRID_TOLERANCE, to_grid_units
+from engine.kernels.market_nb import GRID_TOLERANCE
 
 FLOAT_GRID_TOLERANCE: Final = GRID_TOLERANCE
 """Distance, in units, between ``value / step`` and an integer still on the grid (small
@@ -147,23 +146,6 @@ def to_units(value: Decimal | str, step: Decimal, *, field: str = "value") -> in
 def from_units(units: int, step: Decimal) -> Decimal:
     """Return the decimal value of ``units`` steps (exact)."""
     return (step * units).normalize()
-
-
-def floats_to_units(
-    values: npt.NDArray[np.float64], step: Decimal, *, field: str = "value"
-) -> npt.NDArray[np.int64]:
-    """Convert floats parsed from venue decimals to integer units (a kernel's loop).
-
-    Raises:
-        OffGridError: a value is NaN, infinite, too large, or off the grid by more than
-            :data:`FLOAT_GRID_TOLERANCE` of a unit.
-    """
-    floats = np.asarray(values, dtype=np.float64)
-    units = np.empty(floats.shape[0], dtype=np.int64)
-    bad = to_grid_units(floats, float(step), units)
-    if bad >= 0:
-        raise OffGridError(f"{field}: {float(floats[bad])!r} is not a multiple of the step {step}")
-    return units
 
 
 def off_grid_error(

@@ -46,21 +46,6 @@ def _on_grid(value: float, step: float) -> tuple[bool, int]:
 
 
 @kernel
-def to_grid_units(values: np.ndarray, step: float, out: np.ndarray) -> int:
-    """Write ``values / step`` as integers into ``out``; return the first off-grid index.
-
-    Returns -1 when every value is on the grid (NaN, infinities and values beyond int64
-    are off it).
-    """
-    for i in range(values.shape[0]):
-        ok, units = _on_grid(values[i], step)
-        if not ok:
-            return i
-        out[i] = units
-    return -1
-
-
-@kernel
 def book_problem(levels: np.ndarray, previous_update_id: int) -> int:
     """Return why a batch of book levels must not be used, or :data:`BOOK_SOUND`.
 

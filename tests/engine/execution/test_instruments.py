@@ -2,7 +2,6 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -10,11 +9,11 @@ from hypothesis import strategies as st
 from engine.errors import OffGridError
 from engine.execution.instruments import (
     Instrument,
-    floats_to_units,
     from_units,
     instrument_from_market,
     to_units,
 )
+from engine.execution.trade_feed import trades_to_records
 
 STEPS = st.sampled_from([Decimal(s) for s in ("0.01", "0.1", "1", "0.00001", "0.0001", "5", "0.5")])
 UNITS = st.integers(min_value=-(10**12), max_value=10**12)
@@ -32,25 +31,38 @@ def test_off_grid_decimal_is_an_error_not_rounded(units, step):
         to_units(off, step)
 
 
+def _prices_to_ticks(prices: list[float], tick: Decimal) -> list[int]:
+    """Convert prices as the trade feed does (one kernel per message), amounts on grid."""
+    instrument = Instrument(symbol="BTC/USDT", symbol_id=0, market_id="BTCUSDT",
+                            tick_size=tick, lot_size=Decimal("0.001"))  # fmt: skip
+    trades = [{"price": p, "amount": 0.001, "side": "buy", "timestamp": 1, "id": i}
+              for i, p in enumerate(prices)]  # fmt: skip
+    return [int(t) for t in trades_to_records(trades, instrument)["price_ticks"]]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _feed_kernel_loaded() -> None:
+    """Load the feed's numba kernel once, outside hypothesis's 200 ms deadline per example."""
+    _prices_to_ticks([1.0], Decimal("0.01"))
+
+
 @given(units=st.lists(st.integers(min_value=0, max_value=10**11), max_size=50), step=STEPS)
 def test_floats_parsed_from_on_grid_decimals_convert_exactly(units, step):
     # what ccxt does: parse the wire's decimal string into a float
-    floats = np.array([float(str(from_units(u, step))) for u in units], dtype=np.float64)
-    assert floats_to_units(floats, step).tolist() == units
+    assert _prices_to_ticks([float(str(from_units(u, step))) for u in units], step) == units
 
 
 @given(units=st.integers(min_value=0, max_value=10**9), step=STEPS)
 def test_off_grid_float_is_rejected(units, step):
     value = float(from_units(units, step) + step / 2)
-    with pytest.raises(OffGridError):
-        floats_to_units(np.array([value]), step)
+    with pytest.raises(OffGridError, match="trade price"):
+        _prices_to_ticks([value], step)
 
 
-def test_nan_and_infinity_are_rejected():
-    with pytest.raises(OffGridError):
-        floats_to_units(np.array([float("nan")]), Decimal("0.01"))
-    with pytest.raises(OffGridError):
-        floats_to_units(np.array([float("inf")]), Decimal("0.01"))
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf"), 1e17])
+def test_nan_infinity_and_values_beyond_int64_are_rejected(value):
+    with pytest.raises(OffGridError, match="trade price"):
+        _prices_to_ticks([100.01, value], Decimal("0.01"))
 
 
 def test_instrument_from_a_ccxt_market_uses_its_tick_and_lot_size():

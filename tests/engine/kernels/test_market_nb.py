@@ -1,9 +1,8 @@
-"""Market-data kernels: book views and trades become kernel events; grid conversion."""
+"""Market-data kernels: book views and trades become kernel events."""
 
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from engine.dtypes import (
     ASK,
@@ -18,7 +17,7 @@ from engine.dtypes import (
     empty_book_levels,
     empty_trades,
 )
-from engine.kernels.market_nb import book_view_events, to_grid_units, trade_events
+from engine.kernels.market_nb import book_view_events, trade_events
 
 
 def _view(bids: list[tuple[int, int]], asks: list[tuple[int, int]]) -> np.ndarray:
@@ -72,16 +71,3 @@ def test_trades_take_the_next_numbers_of_their_symbols_sequence() -> None:
     assert out["price"][1:].tolist() == [100, 200, 101]
     assert trade_events(trades, out, 2, seq) == -1  # no room: sequence unchanged
     assert seq.tolist() == [12, 21]
-
-
-@pytest.mark.parametrize(
-    ("value", "on_grid"),
-    [(100.01, True), (1e-3, False), (float("nan"), False), (float("inf"), False),
-     (-100.02, True), (1e17, False)],
-)  # fmt: skip
-def test_grid_units_accept_only_whole_steps(value: float, on_grid: bool) -> None:
-    out = np.zeros(2, dtype=np.int64)
-    bad = to_grid_units(np.array([1.0, value]), 0.01, out)
-    assert bad == (-1 if on_grid else 1)
-    if on_grid:
-        assert out.tolist() == [100, round(value / 0.01)]
