@@ -45,6 +45,22 @@ def _on_grid(value: float, step: float) -> tuple[bool, int]:
     return True, int(units)
 
 
+@inline_kernel
+def _grid_pair(price: float, amount: float, tick: float, lot: float) -> tuple[int, int, int]:
+    """Return ``(-1, ticks, lots)``, or the refused column (0 price, 1 amount) first.
+
+    The feeds' kernels report a refusal as ``2 * row + column``
+    (:func:`engine.execution.instruments.off_grid_error` names it).
+    """
+    ok, ticks = _on_grid(price, tick)
+    if not ok:
+        return 0, 0, 0
+    ok, lots = _on_grid(amount, lot)
+    if not ok:
+        return 1, 0, 0
+    return -1, ticks, lots
+
+
 @kernel
 def book_problem(levels: np.ndarray, previous_update_id: int) -> int:
     """Return why a batch of book levels must not be used, or :data:`BOOK_SOUND`.
@@ -163,12 +179,9 @@ def trade_records(
     price and ``2 * row + 1`` for an off-grid amount (the caller names it).
     """
     for i in range(floats.shape[0]):
-        ok, price = _on_grid(floats[i, 0], tick)
-        if not ok:
-            return 2 * i
-        ok, qty = _on_grid(floats[i, 1], lot)
-        if not ok:
-            return 2 * i + 1
+        refused, price, qty = _grid_pair(floats[i, 0], floats[i, 1], tick, lot)
+        if refused >= 0:
+            return 2 * i + refused
         r = out[i]
         r["ts_ns"] = ints[i, 0] * 1_000_000
         r["symbol_id"] = symbol_id
@@ -198,12 +211,9 @@ def book_records(
     n_bids = bids.shape[0]
     for i in range(n_bids + asks.shape[0]):
         level = bids[i] if i < n_bids else asks[i - n_bids]
-        ok, price = _on_grid(level[0], tick)
-        if not ok:
-            return 2 * i
-        ok, qty = _on_grid(level[1], lot)
-        if not ok:
-            return 2 * i + 1
+        refused, price, qty = _grid_pair(level[0], level[1], tick, lot)
+        if refused >= 0:
+            return 2 * i + refused
         r = out[i]
         r["ts_ns"] = ts_ns
         r["symbol_id"] = symbol_id

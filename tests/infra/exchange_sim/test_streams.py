@@ -10,6 +10,7 @@ import aiohttp
 import pytest
 
 from infra.exchange_sim.server import RunningSim
+from tests.stubs.api import poll
 from tests.stubs.exchange_sim import DEMO_KEY
 
 BTC = "BTC/USDT"
@@ -36,21 +37,17 @@ async def test_watch_order_book_stays_in_sync_with_rest_depth(pro: Any, client: 
     assert [list(level) for level in book["asks"]] == [list(level) for level in rest["asks"]]
 
 
-async def user_stream_subscribed(sim: RunningSim, account: str = "demo") -> None:
-    """Wait until the simulator has ``account``'s user data subscription (an order placed
-    before it lands is never streamed, and a fixed pause lost that race on a loaded CI)."""
-    for _ in range(200):
-        if sim.venue.hub.has_user(account):
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"no user data subscription of {account!r} within 10 s")
-
-
 async def test_watch_orders_and_balance_through_websocket_api(
     sim: RunningSim, pro: Any, client: Any
 ) -> None:
     watching = asyncio.ensure_future(pro.watch_orders(BTC))
-    await user_stream_subscribed(sim)
+
+    async def subscribed() -> bool:
+        return sim.venue.hub.has_user("demo")
+
+    # an order placed before the user data subscription lands is never streamed (a fixed
+    # pause lost that race on a loaded CI)
+    await poll(subscribed, timeout_s=10, interval_s=0.05)
     placed = await client.create_order(BTC, "limit", "buy", 0.01, 50_000)
     orders = await asyncio.wait_for(watching, 10)
     assert orders[-1]["id"] == placed["id"]
