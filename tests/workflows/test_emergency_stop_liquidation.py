@@ -55,7 +55,6 @@ async def desk(running_stack: Stack, dsn: str, market: int, tmp_path: Path) -> A
 async def test_a_stop_with_liquidate_halts_then_unwinds_after_a_second_operator_approves(
     desk: Desk, sim: ThreadedSim, market: int, dsn: str
 ) -> None:
-    await build_long(desk, market, 150, freeze=False, sim=sim)
     settings = desk.settings
     client = await Client.connect(
         settings.temporal.effective_address(), namespace=settings.temporal.namespace
@@ -68,12 +67,17 @@ async def test_a_stop_with_liquidate_halts_then_unwinds_after_a_second_operator_
         activities=[stop.plan, stop.halt_engines, stop.cancel_venue_orders, stop.verify,
                     *liquidation_activities(liquidation)],
     ):  # fmt: skip
-        result = await client.execute_workflow(
-            EmergencyStopWorkflow.run,
-            EmergencyStopInput(reason="test", requested_by="alice", liquidate=True,
-                               liquidation_deadline_s=30),
-            id=f"emergency-stop-{uuid.uuid4().hex[:8]}", task_queue=task_queue,
-        )  # fmt: skip
+        # blue trades on until the halt: the agents stay paused from the build until blue
+        # is halted and its quotes cancelled, or they lift its 100-lot ask meanwhile (a
+        # 150-lot long was seen back at 0 by the time the stop came, nothing to unwind)
+        with sim.agents_paused():
+            await build_long(desk, market, 150, freeze=False, sim=sim)
+            result = await client.execute_workflow(
+                EmergencyStopWorkflow.run,
+                EmergencyStopInput(reason="test", requested_by="alice", liquidate=True,
+                                   liquidation_deadline_s=30),
+                id=f"emergency-stop-{uuid.uuid4().hex[:8]}", task_queue=task_queue,
+            )  # fmt: skip
         assert result.liquidation_workflow_id == "liquidate-all"
         halted = await desk.status("blue")
         assert halted is not None

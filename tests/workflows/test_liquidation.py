@@ -95,12 +95,14 @@ async def venue(market: int) -> AsyncIterator[Any]:
 async def test_liquidation_unwinds_to_flat_in_children_of_the_leader(
     desk: Desk, sim: ThreadedSim, market: int, venue: Any
 ) -> None:
-    # the workflow's reduce step freezes it; until then the agents may lift blue's 100-lot
-    # ask: 300 lots, so a jump or two before the freeze still leaves a position to unwind
-    await build_long(desk, market, 300, freeze=False, sim=sim)
-
     async with liquidation_worker(desk) as (client, task_queue):
-        handle = await start(client, request(), task_queue)
+        # blue trades on until the workflow's reduce step freezes the symbol: the agents
+        # stay paused until then, or they may lift blue's 100-lot ask meanwhile and leave
+        # nothing to unwind; they are back for the unwind itself
+        with sim.agents_paused():
+            await build_long(desk, market, 300, freeze=False, sim=sim)
+            handle = await start(client, request(), task_queue)
+            await eventually(lambda: _reduced(desk), within=30, what=f"{SYMBOL} reduced")
         result = await handle.result()
 
     assert result.flat, result
@@ -318,3 +320,8 @@ async def test_child_order_is_idempotent_by_client_id_and_never_grows_the_positi
     assert bad["status"] == 400
     assert "client_order_id" in bad["error"]
     assert [o["clientOrderId"] for o in await venue_children(venue)] == ["liq-test-1"]
+
+
+async def _reduced(desk: Desk) -> bool:
+    status = await desk.status("blue")
+    return status is not None and SYMBOL in status["reduced"]
