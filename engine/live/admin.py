@@ -75,6 +75,9 @@ class EngineAdmin(ModelAdmin):
             },
             "decisions": engine.decisions,
             "kernel": engine.decider.counters(),
+            # the warm-up's seconds (None: still warming); kernels compiled after it
+            "kernels": {"warm_s": engine.kernels_warm_s,
+                        "compiled_late": list(engine.kernels_compiled_late)},
             "events": engine.decider.events_decided,
             "shadow_quotes": engine.shadow_quotes if engine.role != "leader" else [],
             "desired_quotes": engine.shadow_quotes,

@@ -107,8 +107,10 @@ class LiveDecider:
 
     def __init__(self, release: Release, *, tick_size: tuple[float, ...],
                  lot_size: tuple[float, ...],
-                 buffer_events: int = DEFAULT_BUFFER_EVENTS) -> None:  # fmt: skip
+                 buffer_events: int = DEFAULT_BUFFER_EVENTS,
+                 export_metrics: bool = True) -> None:  # fmt: skip
         self.release = release
+        self._export_metrics = export_metrics  # off for a throwaway decider (the warm-up)
         n = len(release.symbols)
         if len(tick_size) != n or len(lot_size) != n:
             raise ValueError(f"need a tick and lot size for each of the {n} symbols")
@@ -243,7 +245,8 @@ class LiveDecider:
             oldest_receive_ns=self._oldest_receive_ns,
         )
         self._pending = 0
-        self._count_denials()
+        if self._export_metrics:
+            self._count_denials()
         self.events_decided += events
         self.batches += 1
         return decision

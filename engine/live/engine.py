@@ -77,6 +77,7 @@ from engine.live.orders import INSTANCE_PATTERN, OrderManager, OrderManagerConfi
 from engine.live.quoting import QuoteSync, Tick
 from engine.live.recovery import RecoveryReport, recover
 from engine.live.release import Release
+from engine.live.warmup import KernelWatch, warm_kernels
 
 log = structlog.get_logger(__name__)
 _DEBUG = logging.getLogger(__name__)  # the stdlib logger behind ``log``: its level check
@@ -88,6 +89,7 @@ FEED_RESTART_MAX_S: Final = 30.0
 FEED_HEALTHY_AFTER_S: Final = 10.0  # a restarted feed running this long counts as recovered
 DB_COMMAND_TIMEOUT_S: Final = 5.0
 STEP_DOWN_BUDGET_S: Final = 15.0
+KERNEL_WATCH_EVERY: Final = 16  # housekeeping ticks (0.25 s) between looks for late compiles
 _BREAKER_LEVEL: Final = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 2}
 
 
@@ -168,6 +170,9 @@ class LiveEngine:
         self._desired_quotes: list[Quote] = []  # of the last decision (replaced, never changed)
         self.reduced: frozenset[str] = frozenset()  # symbols out of the strategy (liquidation)
         self.decisions = 0
+        self.kernels_warm_s: float | None = None  # how long the warm-up took (None: not yet)
+        self.kernels_compiled_late: list[str] = []  # kernels the warm-up missed (logged)
+        self._kernel_watch: KernelWatch | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._step_down_task: asyncio.Task[None] | None = None
         # one takeover at a time: the leadership loop and an operator's acquire could
@@ -179,8 +184,14 @@ class LiveEngine:
     # --- lifecycle ----------------------------------------------------------------------
     async def run(self) -> None:
         """Run until :meth:`stop`; feeds, decisions, leadership and housekeeping."""
-        self.role = "standby"
         self._loop = asyncio.get_running_loop()
+        # before any stream or takeover: compiling on the loop stalled it for 25-40 s
+        # (see engine.live.warmup); a thread keeps the loop free for a stop meanwhile
+        self.kernels_warm_s = await asyncio.to_thread(warm_kernels, self.release,
+                                                      self.instruments)  # fmt: skip
+        self._kernel_watch = KernelWatch()
+        log.info("kernels_warm", seconds=round(self.kernels_warm_s, 3))
+        self.role = "standby"
         _freeze_heap()
         self._spawn(self._leadership_loop(), "leadership")
         self._spawn(self._housekeeping_loop(), "housekeeping")
@@ -590,7 +601,11 @@ class LiveEngine:
 
     # --- housekeeping -------------------------------------------------------------------
     async def _housekeeping_loop(self) -> None:
+        ticks = 0
         while True:
+            ticks += 1
+            if ticks % KERNEL_WATCH_EVERY == 0:
+                self._check_kernels()
             self._check_journal()
             self._check_venue()
             metrics.TRADING_STATE.set(self.effective_state())
@@ -604,6 +619,16 @@ class LiveEngine:
                 metrics.POSITION.labels(symbol=name).set(lots)
             self._export_journal_retries()
             await asyncio.sleep(0.25)
+
+    def _check_kernels(self) -> None:
+        """Log a kernel compiled after the warm-up: it stalled the loop while it compiled."""
+        if self._kernel_watch is None:
+            return
+        late = self._kernel_watch.new()
+        if late:
+            self.kernels_compiled_late = sorted({*self.kernels_compiled_late, *late})
+            log.warning("kernels_compiled_late", kernels=late,
+                        hint="the warm-up (engine.live.warmup) misses their types")  # fmt: skip
 
     def _export_journal_retries(self) -> None:
         """Add the committer's retries since the last look to the retries counter."""

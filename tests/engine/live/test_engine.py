@@ -111,6 +111,10 @@ async def test_engine_trades_journals_and_recovers_from_kill_9(
         assert await pool.fetchval("SELECT count(*) FROM fills") >= 3, engine.tail()
         await assert_trading_metrics(engine.url)
         forgot = await engine.wait_for(forgotten, within=30, what="ended orders forgotten")
+        # every kernel of quoting, fills and forgetting was compiled before trading began
+        # (a kernel compiled on the loop stalled it for tens of seconds: engine.live.warmup)
+        assert forgot["kernels"]["warm_s"] is not None
+        assert forgot["kernels"]["compiled_late"] == [], engine.tail()
         await engine.kill()  # mid-trading: orders resting, sends and fill polls in flight
         assert forgot["orders"]["in_memory"] < await journal_count(pool, "order_new")
 
