@@ -68,6 +68,7 @@ from engine.live.baseline import journal_has_fills, load_baseline, record_baseli
 from engine.live.decide import LiveDecider, Quote
 from engine.live.gate import (
     JOURNAL_CONDITION,
+    LEADERSHIP_START_CONDITION,
     MARKET_DATA_CONDITION,
     VENUE_CONDITION,
     GateChange,
@@ -385,7 +386,11 @@ class LiveEngine:
             raise
         except Exception as e:
             log.exception("leadership_start_failed", epoch=epoch)
-            self.gate.lower(REDUCING, reason=f"could not start leading: {e}", by="engine")
+            # a hold, not a lowering of the gate: the leadership loop tries again, and a
+            # takeover that then starts (its recovery checked against the venue) trades.
+            # As a lowering, one venue timeout at startup left the next leader REDUCING
+            # with nothing but an operator's resume to lift it.
+            self.gate.hold(LEADERSHIP_START_CONDITION, REDUCING)
             self.epoch = self.epoch or epoch
             await self._step_down(f"startup failed: {e}", release=True)
 
@@ -450,6 +455,7 @@ class LiveEngine:
             manager.run(self._manager_stop), context=contextvars.Context()
         )
         self.role = "leader"
+        self.gate.release(LEADERSHIP_START_CONDITION)  # an earlier takeover failed to start
         log.info("leader", instance=self.config.instance, epoch=epoch,
                  recovery_ok=self.recovery.ok)  # fmt: skip
 

@@ -31,6 +31,7 @@ __all__ = [
     "HALTED",
     "JOURNAL_CONDITION",
     "KILL_SWITCH_UNREADABLE_CONDITION",
+    "LEADERSHIP_START_CONDITION",
     "MARKET_DATA_CONDITION",
     "REDUCING",
     "VENUE_CONDITION",
@@ -47,9 +48,12 @@ KILL_SWITCH_UNREADABLE_CONDITION: Final = "kill_switch_unreadable"
 """Held while the desk kill-switch flag cannot be read (the safety thread's poller)."""
 MARKET_DATA_CONDITION: Final = "market_data"
 """Held while a market-data feed that gave up waits to be started again (the engine's)."""
+LEADERSHIP_START_CONDITION: Final = "leadership_start"
+"""Held from a takeover that failed to start until one succeeds (the engine's)."""
 ENGINE_CONDITIONS: Final = frozenset(
-    {JOURNAL_CONDITION, VENUE_CONDITION, KILL_SWITCH_UNREADABLE_CONDITION, MARKET_DATA_CONDITION}
-)
+    {JOURNAL_CONDITION, VENUE_CONDITION, KILL_SWITCH_UNREADABLE_CONDITION, MARKET_DATA_CONDITION,
+     LEADERSHIP_START_CONDITION}
+)  # fmt: skip
 """Conditions the engine sets and clears itself: an operator may neither hold nor lift them."""
 
 

@@ -19,6 +19,8 @@ import aiohttp
 import asyncpg
 import pytest
 
+from engine.leadership import Lease
+from engine.live.gate import LEADERSHIP_START_CONDITION
 from tests.engine.live.harness import SYMBOLS, clear_faults, open_venue, set_fault, venue_client_ids
 from tests.stubs.desk_checks import (
     assert_venue_matches_journal,
@@ -91,6 +93,44 @@ async def test_venue_errors_lower_trading_state_until_the_breakers_close(
         assert await engine.terminate() == 0, engine.tail()
         await assert_venue_matches_journal(venue, pool)
         assert await unresolved_unknowns(pool) == []
+    finally:
+        await clear_faults(market)
+        await engine.terminate()
+        await pool.close()
+        await venue.close()
+
+
+async def test_a_takeover_that_fails_to_start_holds_reducing_only_until_one_starts(
+    dsn: str, market: int, release: Path, tmp_path: Path
+) -> None:
+    venue = await open_venue(market)
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
+    other = Lease(pool, instance="other", ttl_s=60)  # blue waits as a standby meanwhile
+    assert await other.try_acquire() == 1
+    engine = await EngineProcess(tmp_path, dsn, market, release, color="blue",
+                                 instance="blue").start()  # fmt: skip
+    try:
+        await engine.wait_for(lambda s: s["role"] == "standby", within=60, what="standby")
+        # the first leader of an empty journal records the venue's balances as its
+        # baseline: with every REST call failing, that takeover cannot start
+        await set_fault(market, "error_rate", share=1.0)
+        assert await other.release()
+        failed = await engine.wait_for(
+            lambda s: LEADERSHIP_START_CONDITION in s["conditions"], within=60,
+            what="the leadership_start hold",
+        )  # fmt: skip
+        assert failed["trading_state"] == "REDUCING"
+        assert failed["gate"] == "ACTIVE", failed["gate_changes"]  # a hold, not a lowering
+        assert "leadership_start_failed" in engine.tail()
+
+        await clear_faults(market)  # the next takeover starts once the breakers close
+        led = await engine.wait_for(lambda s: s["role"] == "leader" and active(s), within=60,
+                                    what="leader and ACTIVE without an operator")  # fmt: skip
+        assert led["epoch"] > 2  # the failed takeover's epoch (2), then at least one more
+        assert led["recovery_ok"] is True
+        await until(lambda: _sent(pool, 3), within=30)  # and it trades
+        assert await engine.terminate() == 0, engine.tail()
+        await assert_venue_matches_journal(venue, pool)
     finally:
         await clear_faults(market)
         await engine.terminate()
