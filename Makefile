@@ -14,7 +14,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_COMPILE_BYTECODE := 1
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: help demo test lint typecheck pytest venv prometheus chromium chaos soak clean
+.PHONY: help demo test lint typecheck pytest venv prometheus chromium kernels chaos soak clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -32,7 +32,7 @@ prometheus:  ## install Debian's prometheus + promtool when missing (as root; ne
 chromium:  ## install Debian's chromium for the console's browser tests when missing (as root; never fails)
 	@bash infra/chromium/install-debian.sh
 
-demo: $(STAMP) prometheus  ## start every server on loopback, round-trip through each, trade, stop them
+demo: $(STAMP) prometheus kernels  ## start every server on loopback, round-trip through each, trade, stop them
 	$(VENV)/bin/bot4 demo
 
 test: lint typecheck pytest  ## lint, type checks and the whole test suite
@@ -44,8 +44,13 @@ lint: $(STAMP)  ## ruff lint and format check
 typecheck: $(STAMP)  ## mypy (strict)
 	$(VENV)/bin/mypy
 
-pytest: $(STAMP) prometheus chromium  ## the test suite (integration tests start real servers)
+pytest: $(STAMP) prometheus chromium kernels  ## the test suite (integration tests start real servers)
 	$(VENV)/bin/pytest -n 2 --dist loadfile --durations=30
+
+# Compile the engine's numba kernels into their on-disk cache once, before the suite's
+# processes (two workers, dozens of engines) would each compile the same ones.
+kernels: $(STAMP)  ## compile the engine's kernels into numba's cache (~30 s the first time)
+	$(VENV)/bin/python -m engine.live.warmup
 
 chaos: $(STAMP)  ## the chaos suite at length: 100 scenarios of a new seed (BOT4_CHAOS_SEED, _SCENARIOS, _MINUTES)
 	BOT4_CHAOS_SEED=$${BOT4_CHAOS_SEED:-$$RANDOM$$RANDOM} BOT4_CHAOS_SCENARIOS=$${BOT4_CHAOS_SCENARIOS:-100} \

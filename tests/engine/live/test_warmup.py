@@ -7,20 +7,18 @@ the engine's own ``/status`` check (``kernels.compiled_late``) runs in a fresh p
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Any
 
 from prometheus_client import REGISTRY
 
 from engine.dtypes import ACTIVE, REDUCING, SELL
 from engine.execution.book import checked_levels
-from engine.execution.instruments import Instrument
 from engine.execution.trade_feed import trades_to_records
 from engine.kernels.features_nb import microprice
 from engine.kernels.risk_nb import DENY_REASON_NAMES
 from engine.live.decide import LiveDecider
 from engine.live.release import Release
-from engine.live.warmup import KernelWatch, warm_kernels
+from engine.live.warmup import KernelWatch, made_up_instruments, warm_kernels
 
 SYMBOLS = ("BTC/USDT", "ETH/USDT")
 
@@ -33,14 +31,6 @@ def _release() -> Release:
     )  # fmt: skip
 
 
-def _instruments() -> list[Instrument]:
-    return [
-        Instrument(symbol=s, symbol_id=i, market_id=s.replace("/", ""),
-                   tick_size=Decimal("0.01"), lot_size=Decimal("0.00001"))
-        for i, s in enumerate(SYMBOLS)
-    ]  # fmt: skip
-
-
 def _denials() -> dict[str, float]:
     return {
         reason: REGISTRY.get_sample_value("bot4_engine_denials_total", {"reason": reason}) or 0.0
@@ -49,7 +39,7 @@ def _denials() -> dict[str, float]:
 
 
 def test_after_the_warm_up_a_live_decision_compiles_nothing_and_no_counter_moved() -> None:
-    release, instruments = _release(), _instruments()
+    release, instruments = _release(), made_up_instruments(SYMBOLS)
     before = _denials()
     seconds = warm_kernels(release, instruments)
     assert seconds > 0
