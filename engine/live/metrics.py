@@ -40,6 +40,15 @@ HALT_DURATION: Final = Histogram(
     ["path"],
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
 )
+LOOP_LAG: Final = Histogram(
+    "bot4_engine_loop_lag_seconds",
+    "How long a probe posted to the engine's event loop waited to run (every 100 ms).",
+    buckets=(5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0),
+)
+LOOP_STALLS: Final = Counter(
+    "bot4_engine_loop_stalls_total",
+    "Times the engine's event loop did not run a probe within a second (engine_loop_stalled).",
+)
 
 ORDERS: Final = Counter(
     "bot4_engine_orders_total",

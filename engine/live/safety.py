@@ -45,6 +45,7 @@ from engine.live import metrics
 from engine.live.control import ControlConfig, ControlServer, EngineControl
 from engine.live.gate import TradingGate
 from engine.live.killswitch import KillSwitchConfig, KillSwitchPoller, KillSwitchState
+from engine.live.loop_watch import LoopWatch
 
 log = structlog.get_logger(__name__)
 
@@ -195,6 +196,7 @@ class SafetyThread:
         self.halter: Halter | None = None
         self.server: ControlServer | None = None
         self.poller: KillSwitchPoller | None = None
+        self.loop_watch = LoopWatch(engine_loop)
 
     @property
     def url(self) -> str:
@@ -249,6 +251,7 @@ class SafetyThread:
         self._stopping = asyncio.Event()
         gateway: VenueGateway | None = None
         poller_task: asyncio.Task[None] | None = None
+        watch_task = asyncio.create_task(self.loop_watch.run(self._stopping), name="loop-watch")
         try:
             gateway = await self._open_venue()
             self.server = self._server()
@@ -268,6 +271,8 @@ class SafetyThread:
             if self._startup_error is None:
                 await self._stopping.wait()
         finally:
+            self._stopping.set()  # a failed startup returns here without stop(): end the watch
+            await asyncio.gather(watch_task, return_exceptions=True)
             if self.poller is not None and poller_task is not None:
                 self.poller.stop()
                 await asyncio.gather(poller_task, return_exceptions=True)
@@ -320,7 +325,8 @@ class SafetyThread:
         if poller is not None and poller.last_state is not None:
             kill_switch |= poller.last_state.as_json()
         last_halt = None if halter is None or halter.last is None else halter.last.as_json()
-        return {"kill_switch": kill_switch, "last_halt": last_halt}
+        return {"kill_switch": kill_switch, "last_halt": last_halt,
+                "loop": self.loop_watch.status()}  # fmt: skip
 
     async def _halt_for_kill_switch(self, state: KillSwitchState) -> bool:
         assert self.halter is not None  # the poller starts after the halter

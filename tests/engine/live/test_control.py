@@ -21,6 +21,7 @@ from bot4.settings import ExchangeSettings
 from engine.dtypes import ACTIVE, HALTED
 from engine.live.control import ControlConfig
 from engine.live.safety import SafetyThread
+from tests.stubs.api import poll
 from tests.stubs.engine_control import (
     TOKEN,
     EngineLoop,
@@ -218,6 +219,37 @@ async def test_engine_action_on_a_stuck_loop_is_503_with_a_clear_message(
         answer = await r.json()
     assert "did not complete drain within 0.5 s" in answer["error"]
     assert "/admin/halt still works" in answer["error"]
+
+
+async def test_a_stalled_engine_loop_is_reported_with_the_call_holding_it(
+    safety: SafetyThread, engine_loop: EngineLoop, http: aiohttp.ClientSession
+):
+    async def loop_status() -> dict[str, Any]:
+        async with http.get(f"{safety.url}/status") as r:
+            return dict((await r.json())["loop"])
+
+    async def stalled() -> dict[str, Any] | None:
+        status = await loop_status()
+        return status if status["current"] is not None else None
+
+    async def resumed() -> dict[str, Any] | None:
+        status = await loop_status()
+        return status if status["current"] is None and status["last"] else None
+
+    assert (await loop_status())["stalls"] == 0  # probes answered every 100 ms
+    engine_loop.block(2.5)  # the stub's ``stuck``: a time.sleep on the engine loop
+    during = await poll(stalled, timeout_s=3.0)
+    assert during["stalled_for_s"] >= 1.0
+    assert during["current"]["where"][-1].endswith(" stuck"), during  # the innermost frame
+    after = await poll(resumed, timeout_s=5.0)
+    assert after["stalls"] == 1
+    assert 2.0 <= after["last"]["seconds"] < 4.0, after
+    assert after["last"]["where"] == during["current"]["where"]
+    async with http.get(f"{safety.url}/metrics") as r:
+        text = await r.text()
+    (stalls,) = [s for s in text.splitlines() if s.startswith("bot4_engine_loop_stalls_total")]
+    assert float(stalls.split()[-1]) >= 1.0  # the process's counter: other tests stall too
+    assert 'bot4_engine_loop_lag_seconds_bucket{le="5.0"}' in text
 
 
 async def test_halt_through_the_endpoint_cancels_everything_while_the_engine_loop_is_stuck(
