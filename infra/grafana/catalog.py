@@ -48,6 +48,8 @@ LEASE_EPOCH: Final = "bot4_engine_lease_epoch"  # 0 when the engine holds no lea
 KILL_SWITCH_ENGAGED: Final = "bot4_engine_kill_switch_engaged"
 MARKET_DATA_LAG: Final = "bot4_engine_market_data_lag_seconds"
 JOURNAL_LAG: Final = "bot4_engine_journal_lag_seconds"
+LOOP_LAG: Final = "bot4_engine_loop_lag_seconds"  # histogram: the safety thread's probes
+LOOP_STALLS: Final = "bot4_engine_loop_stalls_total"  # probes that waited over a second
 
 # --- exchange adapter (engine/execution/metrics.py) ------------------------------------
 VENUE_REQUESTS: Final = "bot4_venue_requests_total"  # by venue, endpoint_group, outcome

@@ -81,6 +81,7 @@ def _latency() -> tuple[Panel, ...]:
     return (
         Panel(
             title="Tick to decision",
+            width=6,
             unit="s",
             description="From a market-data event's arrival to the strategy's decision on"
             " it (the numba path).",
@@ -88,16 +89,33 @@ def _latency() -> tuple[Panel, ...]:
         ),
         Panel(
             title="Tick to order",
+            width=6,
             unit="s",
             description="From a market-data message's arrival to the order request handed to ccxt.",
             queries=quantiles(m.TICK_TO_ORDER),
         ),
         Panel(
             title="Order round trip",
+            width=6,
             unit="s",
             description="From handing an order request to the venue to its"
             " acknowledgement, by action.",
             queries=quantiles(m.ORDER_ROUND_TRIP, by=("action",)),
+        ),
+        Panel(
+            title="Event loop lag",
+            width=6,
+            unit="s",
+            description="How long the safety thread's probe (every 100 ms) waited for the"
+            " engine's event loop; a wait over 1 s is a stall (engine_loop_stalled in the"
+            " log names the call that held it); the stalls per interval beside it.",
+            queries=(
+                *quantiles(m.LOOP_LAG),
+                Query(
+                    expr=f"sum by ({C}) (increase({m.LOOP_STALLS}{{{ONE}}}[{RATE}]))",
+                    legend="stalls " + series(C),
+                ),
+            ),
         ),
     )
 
