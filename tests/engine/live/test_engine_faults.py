@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -66,11 +67,7 @@ async def unresolved_unknowns(pool: asyncpg.Pool) -> list[str]:
 async def test_venue_errors_lower_trading_state_until_the_breakers_close(
     dsn: str, market: int, release: Path, tmp_path: Path
 ) -> None:
-    venue = await open_venue(market)
-    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
-    engine = await EngineProcess(tmp_path, dsn, market, release, color="blue",
-                                 instance="blue").start()  # fmt: skip
-    try:
+    async with _blue(dsn, market, release, tmp_path) as (engine, pool, venue):
         await engine.wait_for(leader, within=60, what="leader")
         await until(lambda: _sent(pool, 5), within=30)
         await engine.wait_for(active, within=5, what="ACTIVE before the fault")
@@ -93,23 +90,22 @@ async def test_venue_errors_lower_trading_state_until_the_breakers_close(
         assert await engine.terminate() == 0, engine.tail()
         await assert_venue_matches_journal(venue, pool)
         assert await unresolved_unknowns(pool) == []
-    finally:
-        await clear_faults(market)
-        await engine.terminate()
-        await pool.close()
-        await venue.close()
 
 
 async def test_a_takeover_that_fails_to_start_holds_reducing_only_until_one_starts(
     dsn: str, market: int, release: Path, tmp_path: Path
 ) -> None:
-    venue = await open_venue(market)
-    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
-    other = Lease(pool, instance="other", ttl_s=60)  # blue waits as a standby meanwhile
-    assert await other.try_acquire() == 1
-    engine = await EngineProcess(tmp_path, dsn, market, release, color="blue",
-                                 instance="blue").start()  # fmt: skip
-    try:
+    other: Lease | None = None
+
+    async def hold_the_lease(pool: asyncpg.Pool) -> None:  # blue waits as a standby meanwhile
+        nonlocal other
+        other = Lease(pool, instance="other", ttl_s=60)
+        assert await other.try_acquire() == 1
+
+    async with _blue(dsn, market, release, tmp_path, before_start=hold_the_lease) as (
+        engine, pool, venue
+    ):  # fmt: skip
+        assert other is not None
         await engine.wait_for(lambda s: s["role"] == "standby", within=60, what="standby")
         # the first leader of an empty journal records the venue's balances as its
         # baseline: with every REST call failing, that takeover cannot start
@@ -131,21 +127,12 @@ async def test_a_takeover_that_fails_to_start_holds_reducing_only_until_one_star
         await until(lambda: _sent(pool, 3), within=30)  # and it trades
         assert await engine.terminate() == 0, engine.tail()
         await assert_venue_matches_journal(venue, pool)
-    finally:
-        await clear_faults(market)
-        await engine.terminate()
-        await pool.close()
-        await venue.close()
 
 
 async def test_lost_order_answers_end_neither_lost_nor_duplicated(
     dsn: str, market: int, release: Path, tmp_path: Path
 ) -> None:
-    venue = await open_venue(market)
-    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
-    engine = await EngineProcess(tmp_path, dsn, market, release, color="blue",
-                                 instance="blue").start()  # fmt: skip
-    try:
+    async with _blue(dsn, market, release, tmp_path) as (engine, pool, venue):
         await engine.wait_for(leader, within=60, what="leader")
         await until(lambda: _sent(pool, 5), within=30)
 
@@ -168,11 +155,6 @@ async def test_lost_order_answers_end_neither_lost_nor_duplicated(
         at_venue = {c for s in SYMBOLS for c in await venue_client_ids(venue, s)}
         # a lost answer is not a lost order: the venue has each of them, exactly once
         assert {r["client_order_id"] for r in placed} <= at_venue
-    finally:
-        await clear_faults(market)
-        await engine.terminate()
-        await pool.close()
-        await venue.close()
 
 
 @pytest.fixture
@@ -252,14 +234,11 @@ async def test_journal_primary_restart_loses_no_acknowledged_event(
 async def test_a_release_outlasting_its_control_call_still_finishes_the_step_down(
     dsn: str, market: int, release: Path, tmp_path: Path
 ) -> None:
-    venue = await open_venue(market)
-    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
     # a long TTL: a lease the step-down failed to release would stay held through the test
-    engine = EngineProcess(tmp_path, dsn, market, release, color="blue", instance="blue",
-                           lease_ttl=60.0)  # fmt: skip
-    engine.env["BOT4_ENGINE__ADMIN_CALL_TIMEOUT_S"] = "1"
-    await engine.start()
-    try:
+    quick_calls = {"BOT4_ENGINE__ADMIN_CALL_TIMEOUT_S": "1"}
+    async with _blue(dsn, market, release, tmp_path, lease_ttl=60.0, env=quick_calls) as (
+        engine, pool, venue
+    ):  # fmt: skip
         await engine.wait_for(leader, within=60, what="leader")
         await until(lambda: _sent(pool, 5), within=30)
         # every REST answer takes 1.5 s: even the shortest step-down (list open orders, poll
@@ -285,9 +264,38 @@ async def test_a_release_outlasting_its_control_call_still_finishes_the_step_dow
             assert await venue.orders.fetch_open_orders(symbol) == [], symbol
         assert await engine.terminate() == 0, engine.tail()
         await assert_venue_matches_journal(venue, pool)
+
+
+@asynccontextmanager
+async def _blue(
+    dsn: str,
+    market: int,
+    release: Path,
+    tmp_path: Path,
+    *,
+    lease_ttl: float = 2.0,
+    env: dict[str, str] | None = None,
+    before_start: Callable[[asyncpg.Pool], Awaitable[None]] | None = None,
+) -> AsyncIterator[tuple[EngineProcess, asyncpg.Pool, Any]]:
+    """Run engine blue on ``dsn`` against the simulator; yield it, a pool and a venue client.
+
+    ``before_start`` runs on the pool before the engine starts. Afterwards the faults are
+    cleared and the engine, the pool and the venue client stopped, whatever happened.
+    """
+    venue = await open_venue(market)
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
+    engine: EngineProcess | None = None
+    try:
+        if before_start is not None:
+            await before_start(pool)
+        engine = EngineProcess(tmp_path, dsn, market, release, color="blue", instance="blue",
+                               lease_ttl=lease_ttl, env=env)  # fmt: skip
+        await engine.start()
+        yield engine, pool, venue
     finally:
         await clear_faults(market)
-        await engine.terminate()
+        if engine is not None:
+            await engine.terminate()
         await pool.close()
         await venue.close()
 
